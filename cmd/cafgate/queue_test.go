@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cafgate/mailbox"
+)
+
+// queueTestConfig writes a configuration whose files exist and a store holding message m1 with two
+// queued entries; it returns the configuration path and the entries' IDs.
+func queueTestConfig(t *testing.T) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"tls.pem": 0o644, "tls.key": 0o600, "dir.ldif": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := "hostname = \"gw.example\"\ndata_dir = \"data\"\n[tls]\ncert_file = \"tls.pem\"\nkey_file = \"tls.key\"\n" +
+		"[[directory]]\nname = \"d\"\ndomains = [\"agency.example\"]\nfile = \"dir.ldif\"\n"
+	path := filepath.Join(dir, "cafgate.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := mailbox.LoadOrCreateKey(filepath.Join(dir, "data", "content.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := mailbox.Open(ctx, mailbox.Options{Path: filepath.Join(dir, "data", "cafgate.db"), ContentKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	content := []byte("Subject: x\r\n\r\nbody\r\n")
+	if err := st.Accept(ctx, &mailbox.Incoming{ID: "m1", Sender: "alice@agency.example", Recipients: []string{"bob@council.example"},
+		Via: "submission", ReceivedAt: time.Now(), Digest: sha256.Sum256(content), Content: content}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, rcpt := range []string{"bob@council.example", "carol@council.example"} {
+		got, err := st.Enqueue(ctx, &mailbox.Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: rcpt,
+			Content: []byte("Message-ID: <p." + rcpt + ">\r\nSubject: sealed\r\n\r\nSECRET-BODY\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	return path, ids
+}
+
+// runQueue runs one of queueCommands the way run() does, before the lead adds them to the table.
+func runQueue(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	for _, cmd := range queueCommands() {
+		if cmd.name != name {
+			continue
+		}
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(&bytes.Buffer{})
+		cmd.flags(fs)
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		var out bytes.Buffer
+		err := cmd.run(&cli{out: &out, err: &out}, fs, fs.Args())
+		return out.String(), err
+	}
+	t.Fatalf("no command %q", name)
+	return "", nil
+}
+
+func queueList(t *testing.T, conf string) map[string]queueJSON {
+	t.Helper()
+	out, err := runQueue(t, "queue list", "--config", conf, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []queueJSON
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	m := map[string]queueJSON{}
+	for _, e := range list {
+		m[e.ID] = e
+	}
+	return m
+}
+
+func TestQueueCommands(t *testing.T) {
+	conf, ids := queueTestConfig(t)
+	if l := queueList(t, conf); len(l) != 2 || l[ids[0]].State != mailbox.QueueQueued || l[ids[0]].Recipient != "bob@council.example" {
+		t.Fatalf("list = %+v", l)
+	}
+	if out, err := runQueue(t, "queue list", "--config", conf); err != nil || !strings.Contains(out, ids[1]) || strings.Contains(out, "SECRET") {
+		t.Fatalf("table list: %v\n%s", err, out)
+	}
+	if _, err := runQueue(t, "queue hold", ids[0], "--config", conf); err != nil {
+		t.Fatal(err)
+	}
+	if s := queueList(t, conf)[ids[0]].State; s != mailbox.QueueHeld {
+		t.Fatalf("after hold: %s", s)
+	}
+	if _, err := runQueue(t, "queue retry", "--config", conf, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if s := queueList(t, conf)[ids[0]].State; s != mailbox.QueueQueued {
+		t.Fatalf("after retry: %s", s)
+	}
+	if _, err := runQueue(t, "queue drop", ids[1], "--config", conf); !errors.Is(err, errUsage) {
+		t.Fatalf("drop without a reason = %v", err)
+	}
+	out, err := runQueue(t, "queue drop", ids[1], "--reason", "recipient left the service", "--config", conf)
+	if err != nil || !strings.Contains(out, "dropped") {
+		t.Fatalf("drop: %v %s", err, out)
+	}
+	l := queueList(t, conf)
+	if l[ids[1]].State != mailbox.QueueFailed || !strings.Contains(l[ids[1]].LastAnswer, "recipient left the service") {
+		t.Fatalf("after drop: %+v", l[ids[1]])
+	}
+	var notice *queueJSON
+	for _, e := range l {
+		if e.Kind == mailbox.KindDSN {
+			notice = &e
+		}
+	}
+	if len(l) != 3 || notice == nil || notice.Recipient != "alice@agency.example" || notice.From != "" {
+		t.Fatalf("no failure report queued to the sender: %+v", l)
+	}
+	if _, err := runQueue(t, "queue hold", ids[1], "--config", conf); err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("hold of a dropped entry = %v", err)
+	}
+	if _, err := runQueue(t, "queue retry", "QNOSUCH", "--config", conf); err == nil || !strings.Contains(err.Error(), "no queue entry") {
+		t.Fatalf("retry of an unknown ID = %v", err)
+	}
+	if _, err := runQueue(t, "queue list", "--config", conf, "--state", "lost"); !errors.Is(err, errUsage) {
+		t.Fatalf("bad --state = %v", err)
+	}
+}

@@ -1,0 +1,46 @@
+package configs
+
+import "fmt"
+
+// APIConfig is the HTTPS API for case systems (/v1/...): request limits, the per-client rate limit,
+// the failed-authentication limit and how long idempotency keys are remembered. Clients are registered
+// with `cafgate client add` (docs/api.md).
+type APIConfig struct {
+	MaxUploadSize        Size     `toml:"max_upload_size" default:"25MiB" doc:"Largest package upload (the request body, either form); 413 above it."`
+	MaxJSONSize          Size     `toml:"max_json_size" default:"64KiB" doc:"Largest JSON request body (episodes, consent); 413 above it."`
+	MaxRecipients        int      `toml:"max_recipients" default:"100" doc:"Most recipients of one uploaded package; 422 above it."`
+	MaxBufferedBytes     Size     `toml:"max_buffered_bytes" default:"256MiB" doc:"Most memory all uploads under way may hold together; an upload that would pass it is answered 503 with Retry-After."`
+	RequestTimeout       Duration `toml:"request_timeout" default:"2m" doc:"Time allowed for one request, from its first byte to its answer (the upload included)."`
+	RateLimit            int      `toml:"rate_limit" default:"120" doc:"Requests per minute one client may make, on average; past it (and the burst) the answer is 429 with Retry-After."`
+	RateBurst            int      `toml:"rate_burst" default:"30" doc:"Requests one client may make at once above rate_limit before it is slowed down."`
+	AuthFailuresPerIP    int      `toml:"auth_failures_per_ip" default:"20" doc:"Failed client authentications from one address, within auth_failure_window, after which every request from it is answered 429 until the window passes."`
+	AuthFailureWindow    Duration `toml:"auth_failure_window" default:"15m" doc:"How long a failed client authentication counts against its address."`
+	IdempotencyKeyExpiry Duration `toml:"idempotency_key_expiry" default:"24h" doc:"How long the answer to an upload with an Idempotency-Key is remembered; a retry within it gets the first answer and is never accepted twice."`
+}
+
+// validateAPI checks [api]. The lead calls it from Config.validate.
+func (c *Config) validateAPI(file string) Problems {
+	var ps Problems
+	a := c.API
+	positive := map[string]int64{
+		"api.max_upload_size": int64(a.MaxUploadSize), "api.max_json_size": int64(a.MaxJSONSize),
+		"api.max_recipients": int64(a.MaxRecipients), "api.max_buffered_bytes": int64(a.MaxBufferedBytes),
+		"api.request_timeout": int64(a.RequestTimeout), "api.rate_limit": int64(a.RateLimit),
+		"api.rate_burst": int64(a.RateBurst), "api.auth_failures_per_ip": int64(a.AuthFailuresPerIP),
+		"api.auth_failure_window": int64(a.AuthFailureWindow), "api.idempotency_key_expiry": int64(a.IdempotencyKeyExpiry),
+	}
+	for _, k := range sortedKeys(positive) {
+		if positive[k] <= 0 {
+			ps = append(ps, Problem{File: file, Setting: k, Message: "must be greater than zero (an unlimited setting is not allowed)"})
+		}
+	}
+	if a.MaxBufferedBytes > 0 && a.MaxBufferedBytes < a.MaxUploadSize {
+		ps = append(ps, Problem{File: file, Setting: "api.max_buffered_bytes",
+			Message: fmt.Sprintf("must be at least max_upload_size (%d bytes), or no upload of the largest size could ever be taken", a.MaxUploadSize)})
+	}
+	if a.IdempotencyKeyExpiry > 0 && a.IdempotencyKeyExpiry < 2*a.RequestTimeout {
+		ps = append(ps, Problem{File: file, Setting: "api.idempotency_key_expiry",
+			Message: "must be at least twice request_timeout: a key must outlive every retry of the upload it guards"})
+	}
+	return ps
+}

@@ -1,0 +1,41 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLedgerDefaultsAndProblems(t *testing.T) {
+	c := Default()
+	c.DataDir, c.Hostname = "/var/lib/cafgate", "gw.example.org"
+	c.resolveLedger("/etc/cafgate")
+	l := c.Ledger
+	if l.KeyFile != "/var/lib/cafgate/ledger.key" || l.CheckpointFile != "/var/lib/cafgate/checkpoints" ||
+		l.Origin != "cafgate.gw.example.org/ledger" || l.CheckpointInterval.D() != time.Minute {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if ps := c.validateLedger("f"); len(ps) != 0 {
+		t.Fatalf("defaults have problems: %v", ps)
+	}
+	c.Ledger = LedgerConfig{KeyFile: "k", CheckpointFile: "cp", Origin: "bad origin", WitnessURL: "ftp://x"}
+	c.resolveLedger("/etc/cafgate")
+	if c.Ledger.KeyFile != "/etc/cafgate/k" || c.Ledger.CheckpointFile != "/etc/cafgate/cp" {
+		t.Fatalf("relative paths: %+v", c.Ledger)
+	}
+	key := filepath.Join(t.TempDir(), "ledger.key")
+	if err := os.WriteFile(key, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Ledger.KeyFile = key
+	var got []string
+	for _, p := range c.validateLedger("f") {
+		got = append(got, p.Setting)
+	}
+	want := "ledger.checkpoint_interval ledger.origin ledger.key_file ledger.witness_url"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("problems for %v, want %s", got, want)
+	}
+}

@@ -1,0 +1,151 @@
+package smime
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+
+	"cafgate/envelope/cms"
+)
+
+// The fixed header blocks of the parts this package writes (RFC 8551 3.3-3.5).
+const (
+	sigPartHeader = "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n" +
+		"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
+	p7mTrailer = "; name=\"smime.p7m\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n" +
+		"Content-Description: S/MIME Cryptographic Message\r\n\r\n"
+	signedDataType        = "Content-Type: application/pkcs7-mime; smime-type=signed-data"
+	envelopedDataType     = "Content-Type: application/pkcs7-mime; smime-type=enveloped-data"
+	authEnvelopedDataType = "Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data"
+	preamble              = "This is a cryptographically signed message in MIME format.\r\n\r\n"
+)
+
+// SignDetached writes to w a multipart/signed entity (header fields, blank line, body; protocol
+// application/pkcs7-signature, micalg sha-256) whose first part is entity, a MIME entity (header
+// and body) in canonical CRLF form (see Canonical), signed byte for byte.
+func SignDetached(w io.Writer, entity []byte, s *cms.Signer) error {
+	bw := bufio.NewWriter(w)
+	if err := signDetached(bw, s, [][]byte{entity}); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// SignOpaque writes to w an application/pkcs7-mime; smime-type=signed-data entity encapsulating
+// entity.
+func SignOpaque(w io.Writer, entity []byte, s *cms.Signer) error {
+	bw := bufio.NewWriter(w)
+	if _, err := io.WriteString(bw, signedDataType+p7mTrailer); err != nil {
+		return err
+	}
+	b64 := newBase64Body(bw)
+	if err := s.SignOpaque(b64, entity); err != nil {
+		return err
+	}
+	if err := b64.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Encrypt writes to w an application/pkcs7-mime entity (smime-type authEnveloped-data for AES-GCM,
+// enveloped-data for AES-CBC) holding entity encrypted as opts say. entity is not modified.
+func Encrypt(w io.Writer, entity []byte, opts cms.EncryptOptions) error {
+	return encryptEntity(w, entity, opts, false)
+}
+
+// EncryptInPlace is Encrypt that may overwrite entity with ciphertext (give it 16 octets of spare
+// capacity) instead of copying it.
+func EncryptInPlace(w io.Writer, entity []byte, opts cms.EncryptOptions) error {
+	return encryptEntity(w, entity, opts, true)
+}
+
+func encryptEntity(w io.Writer, entity []byte, opts cms.EncryptOptions, inPlace bool) error {
+	bw := bufio.NewWriter(w)
+	typ := envelopedDataType
+	if opts.Cipher.IsGCM() {
+		typ = authEnvelopedDataType
+	}
+	if _, err := io.WriteString(bw, typ+p7mTrailer); err != nil {
+		return err
+	}
+	b64 := newBase64Body(bw)
+	encrypt := cms.Encrypt
+	if inPlace {
+		encrypt = cms.EncryptInPlace
+	}
+	if err := encrypt(b64, entity, opts); err != nil {
+		return err
+	}
+	if err := b64.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// signDetached writes the multipart/signed entity over the concatenation of parts.
+func signDetached(w io.Writer, s *cms.Signer, parts [][]byte) error {
+	readers := make([]io.Reader, len(parts))
+	for i, p := range parts {
+		readers[i] = bytes.NewReader(p)
+	}
+	sig, err := s.SignDetached(io.MultiReader(readers...))
+	if err != nil {
+		return err
+	}
+	boundary, err := newBoundary(parts)
+	if err != nil {
+		return err
+	}
+	head := "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n" +
+		" boundary=\"" + boundary + "\"\r\n\r\n" + preamble + "--" + boundary + "\r\n"
+	if _, err := io.WriteString(w, head); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	if _, err := io.WriteString(w, "\r\n--"+boundary+"\r\n"+sigPartHeader); err != nil {
+		return err
+	}
+	b64 := newBase64Body(w)
+	if _, err := b64.Write(sig); err != nil {
+		return err
+	}
+	if err := b64.Close(); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\r\n--"+boundary+"--\r\n")
+	return err
+}
+
+// signedOverhead bounds what signDetached adds around the parts, for a signature of sigLen octets.
+func signedOverhead(sigLen int) int {
+	return 512 + len(preamble) + len(sigPartHeader) + base64Len(sigLen)
+}
+
+// newBoundary returns a random boundary that occurs in none of the parts.
+func newBoundary(parts [][]byte) (string, error) {
+	for {
+		var r [15]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", err
+		}
+		b := "cafgate-" + hex.EncodeToString(r[:])
+		clash := false
+		for _, p := range parts {
+			clash = clash || bytes.Contains(p, []byte(b))
+		}
+		if !clash {
+			return b, nil
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"cafgate/certs/validate"
+	"cafgate/directory"
+	"cafgate/envelope/cms"
+	"cafgate/envelope/pkg"
+	"cafgate/envelope/smime"
+	"cafgate/mailbox"
+	"cafgate/policy"
+)
+
+// step decides what to do for one pending recipient. An error leaves the recipient pending.
+func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.DeliveryStep, error) {
+	now := p.opt.Now().UTC()
+	step := mailbox.DeliveryStep{MessageID: w.MessageID, Recipient: w.Recipient, At: now}
+	msg, err := p.opt.Store.Message(ctx, w.MessageID)
+	if err != nil {
+		return step, fmt.Errorf("reading the message: %w", err)
+	}
+	pk, err := pkg.ParseBytes(msg.Content, pkg.DefaultLimits())
+	if err != nil {
+		return step, fmt.Errorf("the stored package no longer parses: %w", err)
+	}
+	if !w.Decided {
+		if w.Decision, err = p.redecide(ctx, w, pk); err != nil {
+			return step, err
+		}
+	}
+	if !w.Decision.Delivers() {
+		step.State = mailbox.StateRefused
+		return step, nil
+	}
+	entry, err := p.opt.Dir.Lookup(ctx, w.Recipient)
+	switch {
+	case errors.Is(err, directory.ErrUnavailable):
+		return step, err
+	case err != nil:
+		step.State = mailbox.StateRefused // gone from the directory since acceptance
+		return step, nil
+	}
+	if entry.Standing(now) != nil {
+		step.State = mailbox.StateRefused // lapsed or disabled since acceptance: receives nothing
+		return step, nil
+	}
+	cert := p.usableCertificate(ctx, entry)
+	if cert == nil || p.opt.Signer == nil {
+		if p.opt.Notice == nil {
+			step.State = mailbox.StateWaiting // no pickup page configured: nothing can reach them yet
+			return step, nil
+		}
+		// No usable certificate: a notification with a one-time link to the pickup page, which
+		// shows only the sections the decision allows.
+		req := p.opt.Link
+		req.MessageID, req.Recipient = w.MessageID, w.Recipient
+		step.State, step.Link, step.Notice = mailbox.StateNotified, &req, p.opt.Notice
+		step.LinkHosted = p.opt.Hosted(w.Recipient)
+		return step, nil
+	}
+	copyBytes, err := p.buildCopy(pk, w, entry)
+	if err != nil {
+		return step, err
+	}
+	var sealed bytes.Buffer
+	err = smime.Seal(&sealed, copyBytes, smime.SealOptions{Signer: p.opt.Signer,
+		Encrypt: &cms.EncryptOptions{Cipher: cms.AES256GCM, Recipients: []cms.Recipient{{Cert: cert}}}})
+	if err != nil {
+		return step, fmt.Errorf("sealing: %w", err)
+	}
+	fp := sha256.Sum256(cert.Raw)
+	step.EventType = "encrypted"
+	step.EventData = mailbox.EncryptedEvent(w.Recipient, hex.EncodeToString(fp[:]), w.Decision.Allowed)
+	if p.opt.Hosted(w.Recipient) {
+		step.State = mailbox.StateDelivered
+		step.Hosted = &mailbox.Delivery{MessageID: w.MessageID, Recipient: w.Recipient, Content: sealed.Bytes()}
+		return step, nil
+	}
+	step.State = mailbox.StateQueued
+	step.Outbound = []*mailbox.Outbound{{MessageID: w.MessageID, From: w.Sender, Recipient: w.Recipient, Content: sealed.Bytes()}}
+	return step, nil
+}
+
+// usableCertificate returns the first of the recipient's directory certificates that passes every
+// check for encryption (usage, dates, the agency's anchor, mail address, revocation), or nil.
+func (p *Pipeline) usableCertificate(ctx context.Context, e *directory.Practitioner) *x509.Certificate {
+	if p.opt.Validator == nil {
+		return nil
+	}
+	for _, c := range parseCerts(e.Certificates) {
+		vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := p.opt.Validator.Validate(vctx, validate.Request{Cert: c, Mail: e.Mail, Agency: e.Agency, Usage: validate.ForEncryption})
+		cancel()
+		if err == nil {
+			return c
+		}
+		p.opt.Log.Info("delivery: certificate not used", "recipient_dn", e.DN, "reason", string(validate.ReasonOf(err)))
+	}
+	return nil
+}
+
+// buildCopy is the recipient's copy: the package with only the allowed sections, under headers that
+// say nothing of the child (the headers travel outside the encryption).
+func (p *Pipeline) buildCopy(pk *pkg.Package, w mailbox.DeliveryWork, e *directory.Practitioner) ([]byte, error) {
+	if pk.Manifest.Child == "" {
+		// A plain e-mail names no child; the episode reference stands in for it in the copy's manifest.
+		pk.Manifest.Child = pk.Manifest.Episode
+	}
+	allowed := make([]pkg.Section, 0, len(w.Decision.Allowed))
+	for _, s := range w.Decision.Allowed {
+		allowed = append(allowed, pkg.Section(s))
+	}
+	if len(allowed) == 0 {
+		allowed = pk.Manifest.AllSections()
+	}
+	body, err := pk.ForRecipient(allowed)
+	if err != nil {
+		return nil, fmt.Errorf("building the copy: %w", err)
+	}
+	h := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: CAF package for episode %s\r\nDate: %s\r\nMessage-ID: <%s.%s@%s>\r\n",
+		w.Sender, e.Mail, pk.Manifest.Episode, p.opt.Now().Format(time.RFC1123Z), w.MessageID,
+		shortHash(w.Recipient), p.opt.Hostname)
+	return append([]byte(h), body...), nil
+}
+
+// redecide makes the decision that a crash kept from being recorded at acceptance, as it would have
+// been then (consent in force at the acceptance time), and records it.
+func (p *Pipeline) redecide(ctx context.Context, w mailbox.DeliveryWork, pk *pkg.Package) (policy.Decision, error) {
+	sender, err := p.opt.Dir.Lookup(ctx, w.Sender)
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("re-deciding: sender: %w", err)
+	}
+	entry, err := p.opt.Dir.Lookup(ctx, w.Recipient)
+	if errors.Is(err, directory.ErrUnavailable) {
+		return policy.Decision{}, err
+	}
+	pp := policy.Package{EpisodeRef: pk.Manifest.Episode, Sender: strings.ToLower(pk.Manifest.Sender),
+		Override: pk.Manifest.OverrideReason != "", OverrideReason: pk.Manifest.OverrideReason}
+	for _, s := range pk.Manifest.AllSections() {
+		pp.Sections = append(pp.Sections, policy.Section(s))
+	}
+	pd, err := p.opt.Store.DecidePackage(ctx, w.ReceivedAt, sender, []mailbox.Addressee{{Mail: w.Recipient, Entry: entry}}, pp)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	if err := p.opt.Store.RecordDecisions(ctx, w.MessageID, pd); err != nil {
+		p.opt.Log.Warn("delivery: recording a re-made decision", "id", w.MessageID, "err", err)
+	}
+	return pd.Decisions[0], nil
+}
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}

@@ -1,0 +1,266 @@
+// Sessions: opening an SMTP connection to one of a destination's hosts with the route's protection
+// (STARTTLS required, implicit TLS, or explicitly plain), AUTH PLAIN to a smart host, and sending one
+// queue entry over it.
+
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"cafgate/mailbox"
+)
+
+// session is one open, greeted (and, unless the route says none, TLS-protected) SMTP connection.
+type session struct {
+	c       *smtp.Client
+	raw     net.Conn // the TCP connection: closing it ends everything
+	host    string
+	tls     string // "TLS1.3", "TLS1.2" or "none"
+	maxSize int    // the server's SIZE limit; 0 when it gives none
+	broken  bool   // the connection can no longer be used
+}
+
+// open tries the destination's hosts in order until one gives a session.
+func (r *Relay) open(ctx context.Context, domain string, rt *Route) (*session, *failure) {
+	ts, f := r.targets(ctx, domain, rt)
+	if f != nil {
+		f.session = true
+		return nil, f
+	}
+	for _, t := range ts {
+		s, err := r.openOne(ctx, t, rt)
+		if err == nil {
+			return s, nil
+		}
+		f = err
+		r.opt.Log.Info("relay: host refused a session", "domain", domain, "host", t.host, "status", f.status, "answer", f.answer)
+	}
+	f.session = true
+	return nil, f
+}
+
+// openOne connects to t and greets it as the route demands.
+func (r *Relay) openOne(ctx context.Context, t target, rt *Route) (*session, *failure) {
+	dctx, cancel := context.WithTimeout(ctx, r.opt.ConnectTimeout)
+	conn, err := r.opt.Dial(dctx, "tcp", t.addr)
+	cancel()
+	if err != nil {
+		return nil, connectFailure(t.host, err)
+	}
+	s := &session{raw: conn, host: t.host, tls: "none"}
+	if err := r.greet(s, t, rt); err != nil {
+		conn.Close()
+		return nil, connectFailure(t.host, err)
+	}
+	s.maxSize, _ = s.c.MaxMessageSize()
+	if rt.Username == "" {
+		return s, nil
+	}
+	if f := r.auth(s, rt); f != nil {
+		s.close()
+		return nil, f
+	}
+	return s, nil
+}
+
+// greet brings the connection to the point where MAIL FROM can be sent.
+func (r *Relay) greet(s *session, t target, rt *Route) error {
+	var conn net.Conn = s.raw
+	switch {
+	case rt.TLS == None:
+		r.opt.Log.Warn("relay: sending in PLAIN TEXT without TLS, as the route's tls = \"none\" setting says", "host", t.host)
+	case rt.ImplicitTLS:
+		tc, err := r.handshake(s.raw, t, rt)
+		if err != nil {
+			return err
+		}
+		conn, s.tls = tc, tlsName(tc)
+	default:
+		if err := r.plainStartTLS(s.raw, t.host); err != nil {
+			return err
+		}
+		tc, err := r.handshake(s.raw, t, rt)
+		if err != nil {
+			return err
+		}
+		// The greeting was read before STARTTLS; go-smtp expects one, so it is given a stand-in.
+		conn, s.tls = &greetedConn{Conn: tc, r: io.MultiReader(strings.NewReader("220 "+t.host+" TLS\r\n"), tc)}, tlsName(tc)
+	}
+	s.c = smtp.NewClient(conn)
+	s.c.CommandTimeout, s.c.SubmissionTimeout = r.opt.ConnectTimeout, r.opt.DataTimeout
+	if err := s.c.Hello(r.opt.Hostname); err != nil {
+		return err
+	}
+	s.c.CommandTimeout = r.opt.CommandTimeout
+	return nil
+}
+
+// plainStartTLS reads the greeting, says EHLO and STARTTLS in plain text, and checks that the server
+// sent nothing more that could be mistaken for protected data (a STARTTLS injection).
+func (r *Relay) plainStartTLS(conn net.Conn, host string) error {
+	conn.SetDeadline(time.Now().Add(r.opt.ConnectTimeout))
+	defer conn.SetDeadline(time.Time{})
+	tp := textproto.NewConn(conn)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return protoErr(err)
+	}
+	if err := tp.PrintfLine("EHLO %s", r.opt.Hostname); err != nil {
+		return err
+	}
+	_, msg, err := tp.ReadResponse(250)
+	if err != nil {
+		return protoErr(err)
+	}
+	if !hasExtension(msg, "STARTTLS") {
+		return tempf(host, "4.7.10", host+" does not offer STARTTLS, and TLS is required for this destination")
+	}
+	if err := tp.PrintfLine("STARTTLS"); err != nil {
+		return err
+	}
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return protoErr(err)
+	}
+	if tp.R.Buffered() > 0 {
+		return tempf(host, "4.7.0", host+" sent data after its STARTTLS answer (refused as an injection attempt)")
+	}
+	return nil
+}
+
+// handshake runs the TLS handshake now, so a certificate that does not verify is reported as such.
+func (r *Relay) handshake(conn net.Conn, t target, rt *Route) (*tls.Conn, error) {
+	roots := rt.RootCAs
+	if roots == nil {
+		roots = r.opt.RootCAs
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	ctx, cancel := context.WithTimeout(context.Background(), r.opt.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, smtpFailure(t.host, "the TLS handshake", err)
+	}
+	return tc, nil
+}
+
+// auth signs in to a smart host with AUTH PLAIN. A refusal is temporary: the configuration is wrong,
+// not the message.
+func (r *Relay) auth(s *session, rt *Route) *failure {
+	if !s.c.SupportsAuth("PLAIN") {
+		return tempf(s.host, "4.7.0", s.host+" does not offer AUTH PLAIN")
+	}
+	if err := s.c.Auth(sasl.NewPlainClient("", rt.Username, rt.Password)); err != nil {
+		f := smtpFailure(s.host, "AUTH", err)
+		f.permanent, f.cause = false, ""
+		f.status = "4" + f.status[1:]
+		return f
+	}
+	return nil
+}
+
+// send transfers one entry: MAIL FROM, RCPT TO, DATA. It returns the server's final answer or why not.
+func (s *session) send(c *mailbox.Claimed) (string, *failure) {
+	if s.maxSize > 0 && len(c.Content) > s.maxSize {
+		return "", permf(mailbox.CauseRejected, s.host, "5.3.4",
+			fmt.Sprintf("the message (%d bytes) is larger than %s accepts (%d bytes)", len(c.Content), s.host, s.maxSize))
+	}
+	opts := &smtp.MailOptions{Size: int64(len(c.Content)), UTF8: !isASCII(c.From + c.Recipient)}
+	if ok, _ := s.c.Extension("SMTPUTF8"); opts.UTF8 && !ok {
+		return "", permf(mailbox.CauseRejected, s.host, "5.6.7", s.host+" does not accept internationalised addresses (no SMTPUTF8)")
+	}
+	if err := s.c.Mail(c.From, opts); err != nil {
+		return "", s.fail("MAIL FROM", err)
+	}
+	if err := s.c.Rcpt(c.Recipient, nil); err != nil {
+		return "", s.fail("RCPT TO", err)
+	}
+	w, err := s.c.Data()
+	if err != nil {
+		return "", s.fail("DATA", err)
+	}
+	if _, err := w.Write(c.Content); err != nil {
+		s.broken = true
+		return "", smtpFailure(s.host, "the message data", err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", s.fail("the end of the data", err)
+	}
+	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), nil
+}
+
+// fail classifies err and leaves the session ready for the next transaction, or marks it broken.
+func (s *session) fail(step string, err error) *failure {
+	f := smtpFailure(s.host, step, err)
+	if _, ok := err.(*smtp.SMTPError); !ok || s.c.Reset() != nil {
+		s.broken = true
+	}
+	return f
+}
+
+// close says QUIT when the connection is still sound, then closes it.
+func (s *session) close() {
+	if s == nil {
+		return
+	}
+	if !s.broken && s.c != nil {
+		s.raw.SetDeadline(time.Now().Add(5 * time.Second))
+		s.c.Quit()
+	}
+	s.raw.Close()
+}
+
+// greetedConn hands go-smtp a greeting line before the TLS stream.
+type greetedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (g *greetedConn) Read(b []byte) (int, error) { return g.r.Read(b) }
+
+// protoErr turns a textproto reply error into the *smtp.SMTPError go-smtp's own calls return.
+func protoErr(err error) error {
+	te, ok := err.(*textproto.Error)
+	if !ok {
+		return err
+	}
+	se := &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+	if code, rest, ok := strings.Cut(te.Msg, " "); ok {
+		var a, b, c int
+		if n, _ := fmt.Sscanf(code, "%d.%d.%d", &a, &b, &c); n == 3 {
+			se.EnhancedCode, se.Message = smtp.EnhancedCode{a, b, c}, rest
+		}
+	}
+	return se
+}
+
+func hasExtension(ehlo, name string) bool {
+	lines := strings.Split(ehlo, "\n")
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], name) {
+			return true
+		}
+	}
+	return false
+}
+
+func tlsName(tc *tls.Conn) string {
+	return strings.ReplaceAll(tls.VersionName(tc.ConnectionState().Version), " ", "")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,88 @@
+// A connection worker: it claims a batch of due entries for one domain, sends them over one session
+// (reconnecting if the connection breaks), records each outcome, and repeats until nothing of that
+// domain is due. A watchdog closes the connection before the batch's lease can lapse, and soon after
+// shutdown begins, so a lease is never outlived by the attempt that holds it.
+
+package relay
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"cafgate/mailbox"
+)
+
+func (r *Relay) work(ctx context.Context, domain string, dest destination) {
+	defer r.finished(domain, dest)
+	defer func() {
+		if p := recover(); p != nil { // the entries it held are retried when their leases lapse
+			r.opt.Log.Error("relay: a delivery worker panicked", "domain", domain, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	var down *failure // the destination could not be reached: every later entry of this worker fares alike
+	for ctx.Err() == nil {
+		batch, err := r.q.Claim(ctx, mailbox.ClaimOptions{Domain: domain, Limit: r.opt.MessagesPerConnection,
+			Now: r.opt.Now(), Lease: r.opt.Lease})
+		if err != nil {
+			if ctx.Err() == nil {
+				r.opt.Log.Warn("relay: claiming from the queue failed", "domain", domain, "err", err)
+			}
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		down = r.sendBatch(ctx, domain, dest.route, batch, down)
+	}
+}
+
+// sendBatch attempts every entry of batch and returns the destination failure, if one was met.
+func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch []*mailbox.Claimed, down *failure) *failure {
+	rec := &recorder{r: r, ctx: context.WithoutCancel(ctx)} // outcomes are recorded even while shutting down
+	defer rec.flush()
+	claimed := time.Now()
+	g := r.watch(ctx)
+	defer g.stop()
+	var s *session
+	defer func() { s.close() }()
+	for i, c := range batch {
+		rec.flushIfDue()
+		if g.fired() || ctx.Err() != nil || time.Since(claimed)+r.opt.attemptBudget() >= r.opt.Lease-leaseMargin(r.opt.Lease) {
+			r.unclaim(rec.ctx, batch[i:])
+			return down
+		}
+		switch {
+		case c.ContentErr != nil:
+			rec.add(r.result(c, nil, "", permf(mailbox.CauseCorrupt, "", "5.3.0",
+				"the gateway's stored copy failed its integrity check and cannot be sent")))
+			continue
+		case down != nil:
+			rec.add(r.result(c, nil, "", down))
+			continue
+		}
+		if s == nil || s.broken {
+			s.close()
+			var f *failure
+			if s, f = r.open(ctx, domain, rt); f != nil {
+				down = f
+				rec.add(r.result(c, nil, "", f))
+				continue
+			}
+			g.set(s.raw)
+		}
+		answer, f := s.send(c)
+		rec.add(r.result(c, s, answer, f))
+	}
+	return down
+}
+
+// unclaim gives entries back unattempted.
+func (r *Relay) unclaim(ctx context.Context, cs []*mailbox.Claimed) {
+	for _, c := range cs {
+		if err := r.q.Unclaim(ctx, c.Lease, r.opt.Now()); err != nil {
+			r.opt.Log.Warn("relay: giving an entry back failed; it is retried when its lease lapses", "queue_id", c.ID, "err", err)
+		}
+	}
+}

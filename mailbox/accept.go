@@ -1,0 +1,118 @@
+// Accept: validate and encrypt in the caller's goroutine, hand the row to the writer, and return only
+// once the writer reports the transaction holding it committed (or failed).
+
+package mailbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"cafgate/mailbox/ledger"
+)
+
+// pending is one accept (or one lone ledger event) waiting for the writer.
+type pending struct {
+	ctx   context.Context
+	row   *row
+	event *ledger.Event // set instead of row for RecordEvent
+	done  chan error    // buffered 1; the writer sends exactly once
+}
+
+// row is what the writer inserts for one message: metadata and sealed content.
+type row struct {
+	id, sender, senderDN, agency, via, remote string
+	recipients                                []string
+	receivedAt                                time.Time
+	size                                      int
+	digest                                    string
+	nonce, sealed                             []byte
+}
+
+// Accept commits m durably: its messages row, recipient rows and "accepted" ledger event are written in
+// one transaction (shared with concurrent accepts), committed with synchronous=FULL, and only then does
+// Accept return nil. Errors wrap ErrFull, ErrUnavailable, ErrDuplicate or ErrInvalid where they apply;
+// on error nothing of m is stored. If ctx ends before the writer takes m, Accept returns ctx's error and
+// m is not written; once taken, Accept waits for the commit outcome whatever ctx does.
+func (s *Store) Accept(ctx context.Context, m *Incoming) error {
+	if s.wdb == nil {
+		return fmt.Errorf("%w: store opened read-only", ErrUnavailable)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-s.closed:
+		return fmt.Errorf("%w: store closed", ErrUnavailable)
+	default:
+	}
+	r, err := s.prepare(m)
+	if err != nil {
+		return err
+	}
+	p := &pending{ctx: ctx, row: r, done: make(chan error, 1)}
+	select {
+	case s.reqs <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return fmt.Errorf("%w: store closed", ErrUnavailable)
+	}
+	return <-p.done
+}
+
+// prepare validates m and seals its content.
+func (s *Store) prepare(m *Incoming) (*row, error) {
+	if err := validate(m); err != nil {
+		return nil, err
+	}
+	nonce, sealed, err := s.seal.seal(m.ID, m.Content)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: sealing content: %w", err)
+	}
+	return &row{
+		id: m.ID, sender: m.Sender, senderDN: m.SenderDN, agency: m.Agency, via: m.Via, remote: m.RemoteAddr,
+		recipients: dedupe(m.Recipients),
+		receivedAt: m.ReceivedAt.UTC(),
+		size:       len(m.Content),
+		digest:     hex.EncodeToString(m.Digest[:]),
+		nonce:      nonce, sealed: sealed,
+	}, nil
+}
+
+// validate refuses a message the store could not later prove intact or route.
+func validate(m *Incoming) error {
+	switch {
+	case m == nil:
+		return fmt.Errorf("%w: nil message", ErrInvalid)
+	case m.ID == "" || len(m.ID) > 200:
+		return fmt.Errorf("%w: ID must be 1 to 200 bytes", ErrInvalid)
+	case m.Sender == "":
+		return fmt.Errorf("%w: message %s has no sender", ErrInvalid, m.ID)
+	case len(dedupe(m.Recipients)) == 0:
+		return fmt.Errorf("%w: message %s has no recipient", ErrInvalid, m.ID)
+	case m.ReceivedAt.IsZero():
+		return fmt.Errorf("%w: message %s has no receive time", ErrInvalid, m.ID)
+	}
+	sum := sha256.Sum256(m.Content)
+	if subtle.ConstantTimeCompare(sum[:], m.Digest[:]) != 1 {
+		return fmt.Errorf("%w: message %s digest does not match its content", ErrInvalid, m.ID)
+	}
+	return nil
+}
+
+// dedupe drops empty and repeated recipients, keeping first-seen order.
+func dedupe(rcpts []string) []string {
+	seen := make(map[string]bool, len(rcpts))
+	out := make([]string, 0, len(rcpts))
+	for _, r := range rcpts {
+		if r != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}

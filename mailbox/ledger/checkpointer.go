@@ -1,0 +1,227 @@
+// The checkpointer: at a fixed interval (and when asked, such as at shutdown) it signs the tree head,
+// stores the checkpoint in the database, appends it to the checkpoint file and posts it to the witness.
+// It never signs a tree that does not extend the checkpoints it signed before.
+
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Checkpointer writes checkpoints. Set the exported fields before the first call; it is safe for
+// concurrent use.
+type Checkpointer struct {
+	Read    *sql.DB // where the tree is read (a read-only pool is fine)
+	Write   *sql.DB // where checkpoints are stored
+	Key     *Key
+	File    string       // the checkpoint file outside the database; empty: none
+	Witness string       // URL the signed note is POSTed to; empty: none
+	Client  *http.Client // for the witness; nil: a client with a 30 s timeout
+	Log     *slog.Logger
+	Now     func() time.Time
+
+	mu        sync.Mutex
+	loaded    bool
+	last      *Checkpoint // newest checkpoint signed (in the database)
+	inFile    *Checkpoint // newest checkpoint known to be in the file
+	witnessed uint64      // size of the newest checkpoint the witness accepted
+}
+
+// ErrWitness wraps a failure to hand a checkpoint to the witness (retried at the next interval).
+var ErrWitness = errors.New("ledger: witness")
+
+// ErrInconsistent is returned when the stored tree does not extend an earlier checkpoint: the ledger
+// was truncated or rewritten, and the checkpointer refuses to sign it.
+var ErrInconsistent = errors.New("ledger: the stored tree does not extend the last checkpoint")
+
+// Checkpoint signs the current tree head if it grew since the last checkpoint, stores it, and makes
+// sure the file and the witness have the newest checkpoint. It returns the newest checkpoint (nil
+// while the ledger is empty).
+func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.loaded {
+		if err := c.load(ctx); err != nil {
+			return nil, err
+		}
+		c.loaded = true
+	}
+	t, err := c.head(ctx)
+	if err != nil {
+		return c.last, err
+	}
+	if t.Size() > 0 && (c.last == nil || c.last.Size != t.Size()) {
+		cp, err := SignCheckpoint(c.Key.Signer, t.Size(), t.Root())
+		if err != nil {
+			return c.last, err
+		}
+		if err := StoreCheckpoint(ctx, c.Write, cp, c.now()); err != nil {
+			return c.last, fmt.Errorf("ledger: storing checkpoint: %w", err)
+		}
+		cp.Source = "database"
+		c.last = cp
+	}
+	if c.last == nil {
+		return nil, nil
+	}
+	ferr, werr := c.toFile(), c.toWitness(ctx)
+	if ferr != nil { // the file matters more: report it, and only log the witness
+		if werr != nil {
+			c.log().Warn("ledger checkpoint not taken by the witness", "err", werr)
+		}
+		return c.last, ferr
+	}
+	return c.last, werr
+}
+
+// load reads the newest checkpoint from the database and from the file.
+func (c *Checkpointer) load(ctx context.Context) error {
+	v := c.Key.Verifier()
+	stored, err := StoredCheckpoints(ctx, c.Read, true)
+	if err != nil {
+		return err
+	}
+	for _, s := range stored {
+		cp, err := OpenCheckpoint(s.Note, v)
+		if err != nil {
+			return fmt.Errorf("ledger: the newest checkpoint in the database does not verify with the ledger key: %w", err)
+		}
+		c.last = cp
+	}
+	if c.File == "" {
+		return nil
+	}
+	recs, incomplete, err := ReadCheckpointFile(c.File, v)
+	if err != nil {
+		return fmt.Errorf("ledger: reading checkpoint file: %w", err)
+	}
+	if incomplete {
+		c.log().Warn("the checkpoint file ends with an incomplete record (a crash while writing it?)", "file", c.File)
+	}
+	for _, r := range recs {
+		if r.Err != nil { // someone else's record: verify reports it; it must not stop the signing
+			c.log().Error("a record of the checkpoint file does not verify with the ledger key", "file", c.File, "record", r.Number, "err", r.Err)
+			continue
+		}
+		if c.inFile == nil || r.Checkpoint.Size >= c.inFile.Size {
+			c.inFile = r.Checkpoint
+		}
+	}
+	return nil
+}
+
+// head reads the stored tree in one read transaction and checks that it extends the newest
+// checkpoints from the database and the file.
+func (c *Checkpointer) head(ctx context.Context) (*Tree, error) {
+	tx, err := c.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	t, err := LoadTree(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, prev := range []*Checkpoint{c.last, c.inFile} {
+		if prev == nil {
+			continue
+		}
+		if prev.Size > t.Size() {
+			return nil, fmt.Errorf("%w: it holds %d events, the checkpoint in %s covers %d; run cafgate ledger verify",
+				ErrInconsistent, t.Size(), prev.Source, prev.Size)
+		}
+		root, err := SubtreeHash(ctx, Nodes{Q: tx}, 0, prev.Size)
+		if err != nil {
+			return nil, err
+		}
+		if root != prev.Root {
+			return nil, fmt.Errorf("%w: the first %d events no longer hash to the root in %s; run cafgate ledger verify",
+				ErrInconsistent, prev.Size, prev.Source)
+		}
+	}
+	return t, nil
+}
+
+// toFile appends the newest checkpoint to the file unless it is there already.
+func (c *Checkpointer) toFile() error {
+	if c.File == "" || (c.inFile != nil && c.inFile.Size >= c.last.Size) {
+		return nil
+	}
+	if err := AppendCheckpointFile(c.File, c.last.Note); err != nil {
+		return fmt.Errorf("ledger: appending to checkpoint file: %w", err)
+	}
+	c.inFile = c.last
+	return nil
+}
+
+// toWitness posts the newest checkpoint to the witness unless it accepted it already.
+func (c *Checkpointer) toWitness(ctx context.Context) error {
+	if c.Witness == "" || c.witnessed >= c.last.Size {
+		return nil
+	}
+	client := c.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Witness, bytes.NewReader(c.last.Note))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWitness, err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWitness, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%w answered %s", ErrWitness, resp.Status)
+	}
+	c.witnessed = c.last.Size
+	return nil
+}
+
+// Run writes a checkpoint every interval until ctx ends, logging failures (each is retried at the next
+// interval).
+func (c *Checkpointer) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, err := c.Checkpoint(ctx)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, ErrWitness):
+				c.log().Warn("ledger checkpoint not taken by the witness; retried at the next interval", "err", err)
+			default:
+				c.log().Error("ledger checkpoint", "err", err)
+			}
+		}
+	}
+}
+
+func (c *Checkpointer) now() time.Time {
+	if c.Now == nil {
+		return time.Now()
+	}
+	return c.Now()
+}
+
+func (c *Checkpointer) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}

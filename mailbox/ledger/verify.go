@@ -1,0 +1,277 @@
+// Verify: recompute every leaf hash and the whole tree from the stored events, compare them with the
+// stored hashes and with every signed checkpoint (from the database and from outside it), and name the
+// first event that was altered, inserted, removed or reordered.
+
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"sort"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Finding kinds.
+const (
+	KindAltered    = "altered"    // an event's bytes no longer match its recorded hash
+	KindInserted   = "inserted"   // an event was put in that the ledger never wrote
+	KindRemoved    = "removed"    // events are missing (deleted, or the tail truncated)
+	KindReordered  = "reordered"  // events are out of their order
+	KindRewritten  = "rewritten"  // events and hashes were recomputed: only a signed checkpoint shows it
+	KindTree       = "tree"       // a stored subtree hash does not match the events
+	KindCheckpoint = "checkpoint" // a checkpoint does not verify, or two disagree
+)
+
+// Finding is one problem: its kind, the first (and last) event number concerned and an explanation.
+type Finding struct {
+	Kind   string
+	Event  uint64 // first event concerned
+	Last   uint64 // last event concerned (Event when it is one)
+	Detail string
+}
+
+func (f *Finding) String() string {
+	span := fmt.Sprintf("event %d", f.Event)
+	if f.Last > f.Event {
+		span = fmt.Sprintf("events %d to %d", f.Event, f.Last)
+	}
+	return fmt.Sprintf("%s: %s: %s", f.Kind, span, f.Detail)
+}
+
+// VerifyOptions are the trust anchors for Verify.
+type VerifyOptions struct {
+	// Verifier checks checkpoint signatures; without it checkpoints are not used (and Verify says so).
+	Verifier note.Verifier
+	// External are checkpoints kept outside the database (the checkpoint file, a witness), opened
+	// with Verifier. They are what shows a log that was truncated and rebuilt.
+	External []*Checkpoint
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	Events      uint64        // events read and hashed
+	Bytes       int64         // event bytes hashed
+	Root        Hash          // recomputed root of all the events
+	Checkpoints []*Checkpoint // checkpoints that matched the recomputed tree
+	Findings    []Finding     // problems, the first event-level one first; empty when intact
+	Warnings    []string
+}
+
+// OK reports whether nothing was found.
+func (r *Report) OK() bool { return len(r.Findings) == 0 }
+
+// Verify checks the ledger in q, which should be one read transaction (a consistent snapshot). Read
+// any external checkpoints before starting the transaction: every checkpoint written before it is then
+// covered by it. The error is for failures to read at all.
+func Verify(ctx context.Context, q Querier, opt VerifyOptions) (*Report, error) {
+	rep := &Report{}
+	cps, err := checkpointsToCheck(ctx, q, opt, rep)
+	if err != nil {
+		return rep, err
+	}
+	if f, err := scan(ctx, q, cps, rep); err != nil || f != nil {
+		if f != nil {
+			rep.Findings = append([]Finding{*f}, rep.Findings...)
+		}
+		return rep, err
+	}
+	if len(cps) > 0 && cps[len(cps)-1].Size > rep.Events {
+		last := cps[len(cps)-1]
+		rep.Findings = append([]Finding{{Kind: KindRemoved, Event: rep.Events, Last: last.Size - 1,
+			Detail: fmt.Sprintf("the ledger holds %d events but the checkpoint in %s covers %d: the tail was removed",
+				rep.Events, last.Source, last.Size)}}, rep.Findings...)
+	}
+	return rep, nil
+}
+
+// checkpointsToCheck opens the database's checkpoints, merges the external ones, and returns them
+// sorted by size, one per size. Bad signatures and disagreeing checkpoints become findings.
+func checkpointsToCheck(ctx context.Context, q Querier, opt VerifyOptions, rep *Report) ([]*Checkpoint, error) {
+	stored, err := StoredCheckpoints(ctx, q, false)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Verifier == nil {
+		if len(stored) > 0 || len(opt.External) > 0 {
+			rep.Warnings = append(rep.Warnings, "no public key given: checkpoints were not checked, so a rewritten ledger would pass")
+		}
+		return nil, nil
+	}
+	all := append([]*Checkpoint(nil), opt.External...)
+	for _, s := range stored {
+		c, err := OpenCheckpoint(s.Note, opt.Verifier)
+		if err != nil {
+			rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint,
+				Detail: fmt.Sprintf("database checkpoint %d (%s) does not verify: %v", s.ID, s.At, err)})
+			continue
+		}
+		c.Source = fmt.Sprintf("database checkpoint %d", s.ID)
+		all = append(all, c)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Size < all[j].Size })
+	var out []*Checkpoint
+	for _, c := range all {
+		if c.Size == 0 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Size == c.Size {
+			if out[n-1].Root != c.Root {
+				rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint, Event: c.Size - 1, Last: c.Size - 1,
+					Detail: fmt.Sprintf("%s and %s are both signed for %d events but name different roots: the ledger was forked",
+						out[n-1].Source, c.Source, c.Size)})
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		rep.Warnings = append(rep.Warnings, "no signed checkpoint to compare with: a rewritten ledger would pass")
+	}
+	return out, nil
+}
+
+// scan streams the events in order, recomputing leaves, subtrees and roots. It stops at the first
+// problem and returns it.
+func scan(ctx context.Context, q Querier, cps []*Checkpoint, rep *Report) (*Finding, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, event, leaf, nodes FROM ledger_events ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	v := &scanner{t: &Tree{}, cps: cps, rep: rep}
+	for rows.Next() {
+		var seq int64
+		var event, leaf, nodes sql.RawBytes
+		if err := rows.Scan(&seq, &event, &leaf, &nodes); err != nil {
+			return nil, err
+		}
+		f, bad := v.row(seq, event, leaf, nodes)
+		if bad {
+			rows.Close() // closed before the lookups that name the problem
+			return classify(ctx, q, v.t.Size())
+		}
+		if f != nil {
+			return f, nil
+		}
+		if v.t.Size()%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rep.Root = v.t.Root()
+	return nil, nil
+}
+
+// scanner is the state of one pass over the events.
+type scanner struct {
+	t         *Tree
+	completed []Hash
+	cps       []*Checkpoint
+	next      int    // the next checkpoint to reach
+	good      uint64 // size of the last checkpoint that matched
+	rep       *Report
+}
+
+// row checks the next row. bad means the row is not the event expected at this position (classify
+// names what happened); a Finding is a problem found in the tree or at a checkpoint.
+func (v *scanner) row(seq int64, event, leaf, nodes []byte) (f *Finding, bad bool) {
+	p := v.t.Size()
+	h := LeafHash(event)
+	v.rep.Bytes += int64(len(event))
+	if c, ok := claimedNumber(event); seq < 0 || uint64(seq) != p || !ok || c != p || !bytes.Equal(h[:], leaf) {
+		return nil, true
+	}
+	v.completed = v.t.Append(h, v.completed[:0])
+	if f := checkNodes(p, v.completed, nodes); f != nil {
+		return f, false
+	}
+	v.rep.Events = v.t.Size()
+	for ; v.next < len(v.cps) && v.cps[v.next].Size == v.t.Size(); v.next++ {
+		cp := v.cps[v.next]
+		if root := v.t.Root(); root != cp.Root {
+			return &Finding{Kind: KindRewritten, Event: v.good, Last: v.t.Size() - 1, Detail: fmt.Sprintf(
+				"the first %d events do not match %s (root %s, recomputed %s): an event among these was altered, inserted, removed or reordered and every hash after it recomputed; the checkpoints before it match",
+				v.t.Size(), cp.Source, cp.Root, root)}, false
+		}
+		v.good = v.t.Size()
+		v.rep.Checkpoints = append(v.rep.Checkpoints, cp)
+	}
+	return nil, false
+}
+
+// checkNodes compares the subtree hashes stored with leaf p with the recomputed ones.
+func checkNodes(p uint64, completed []Hash, nodes []byte) *Finding {
+	if len(nodes) != len(completed)*len(Hash{}) {
+		return &Finding{Kind: KindTree, Event: p, Last: p, Detail: fmt.Sprintf(
+			"the row of event %d holds %d bytes of subtree hashes, want %d", p, len(nodes), len(completed)*len(Hash{}))}
+	}
+	for i, h := range completed {
+		if !bytes.Equal(h[:], nodes[i*len(h):(i+1)*len(h)]) {
+			level := uint(i + 1)
+			first := p + 1 - 1<<level
+			return &Finding{Kind: KindTree, Event: first, Last: p, Detail: fmt.Sprintf(
+				"the stored hash of the subtree over events %d to %d does not match them: one of these events was altered and its own hash recomputed, or the stored hash was changed", first, p)}
+		}
+	}
+	return nil
+}
+
+// VerifyDatabase verifies the ledger in db against its own checkpoints and those of the checkpoint
+// file (empty: none), and checks the stored tree head appends extend. The file is read before the
+// database snapshot is taken, so every checkpoint in it is covered by the snapshot.
+func VerifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpointFile string) (*Report, error) {
+	var external []*Checkpoint
+	var fileFindings []Finding
+	var warnings []string
+	switch {
+	case v == nil:
+	case checkpointFile == "":
+		warnings = append(warnings, "no checkpoint file given: a ledger truncated and rebuilt together with its database checkpoints would pass")
+	default:
+		if _, err := os.Stat(checkpointFile); err != nil {
+			warnings = append(warnings, fmt.Sprintf("checkpoint file %s: %v: a ledger truncated and rebuilt together with its database checkpoints would pass", checkpointFile, err))
+		}
+		recs, incomplete, err := ReadCheckpointFile(checkpointFile, v)
+		if err != nil {
+			return nil, err
+		}
+		if incomplete {
+			warnings = append(warnings, fmt.Sprintf("checkpoint file %s ends with an incomplete record (ignored)", checkpointFile))
+		}
+		for _, r := range recs {
+			if r.Err != nil {
+				fileFindings = append(fileFindings, Finding{Kind: KindCheckpoint,
+					Detail: fmt.Sprintf("%s record %d does not verify: %v", checkpointFile, r.Number, r.Err)})
+				continue
+			}
+			external = append(external, r.Checkpoint)
+		}
+	}
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rep, err := Verify(ctx, tx, VerifyOptions{Verifier: v, External: external})
+	if err != nil {
+		return rep, err
+	}
+	rep.Warnings = append(warnings, rep.Warnings...)
+	rep.Findings = append(rep.Findings, fileFindings...)
+	if rep.OK() {
+		head, err := LoadHead(ctx, tx)
+		if err != nil || head.Size() != rep.Events || head.Root() != rep.Root {
+			rep.Findings = append(rep.Findings, Finding{Kind: KindTree, Event: rep.Events, Last: rep.Events,
+				Detail: "the stored tree head (ledger_head) does not match the events: the next append would extend a wrong tree"})
+		}
+	}
+	return rep, nil
+}
