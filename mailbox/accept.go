@@ -30,6 +30,8 @@ type row struct {
 	size                                      int
 	digest                                    string
 	nonce, sealed                             []byte
+	decisions                                 *PackageDecision // written in the same transaction; nil: none
+	overrideReason                            *sealedReason    // sealed when an override let a copy through
 }
 
 // Accept commits m durably: its messages row, recipient rows and "accepted" ledger event are written in
@@ -38,6 +40,13 @@ type row struct {
 // on error nothing of m is stored. If ctx ends before the writer takes m, Accept returns ctx's error and
 // m is not written; once taken, Accept waits for the commit outcome whatever ctx does.
 func (s *Store) Accept(ctx context.Context, m *Incoming) error {
+	return s.AcceptDecided(ctx, m, nil)
+}
+
+// AcceptDecided is Accept with the package's per-recipient decisions (DecidePackage): they, their
+// "decisions" event and any override are written in the message's own transaction, so an accepted
+// package never lacks its decisions, even after a crash. pd nil is Accept.
+func (s *Store) AcceptDecided(ctx context.Context, m *Incoming, pd *PackageDecision) error {
 	if s.wdb == nil {
 		return fmt.Errorf("%w: store opened read-only", ErrUnavailable)
 	}
@@ -52,6 +61,15 @@ func (s *Store) Accept(ctx context.Context, m *Incoming) error {
 	r, err := s.prepare(m)
 	if err != nil {
 		return err
+	}
+	if pd != nil {
+		if len(pd.Decisions) == 0 {
+			return fmt.Errorf("%w: message %s has no decisions", ErrInvalid, m.ID)
+		}
+		if r.overrideReason, err = s.sealOverride(m.ID, pd); err != nil {
+			return err
+		}
+		r.decisions = pd
 	}
 	p := &pending{ctx: ctx, row: r, done: make(chan error, 1)}
 	select {

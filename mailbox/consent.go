@@ -41,29 +41,35 @@ func (s *Store) RecordConsent(ctx context.Context, ref string, c policy.Consent)
 		if err != nil {
 			return err
 		}
-		if !ep.Open() && !c.Withdrawn {
-			return fmt.Errorf("%w: %s; consent can no longer be recorded for it (a withdrawal still can)", ErrEpisodeClosed, ep.Ref)
-		}
-		c.Episode = ep.Ref
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM consent_versions WHERE episode_ref = ?`, ep.Ref).Scan(&c.Version); err != nil {
-			return classify(err)
-		}
-		if err := insertConsent(ctx, tx, &c); err != nil {
-			return err
-		}
-		if c.Withdrawn {
-			// From now on nothing new is shared: every outstanding one-time link to a package of the
-			// episode is revoked in the same transaction as the withdrawal (with its ledger events).
-			if _, err := s.RevokeLinksForEpisode(ctx, tx, ep.Ref, "consent withdrawn"); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.recordConsentTx(ctx, tx, ep, &c)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// recordConsentTx stores c (validated, with GivenAt, RecordedAt and RecordedBy set) as ep's next
+// version inside tx, revoking the episode's outstanding links when it is a withdrawal.
+func (s *Store) recordConsentTx(ctx context.Context, tx *sql.Tx, ep *policy.Episode, c *policy.Consent) error {
+	if !ep.Open() && !c.Withdrawn {
+		return fmt.Errorf("%w: %s; consent can no longer be recorded for it (a withdrawal still can)", ErrEpisodeClosed, ep.Ref)
+	}
+	c.Episode = ep.Ref
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM consent_versions WHERE episode_ref = ?`, ep.Ref).Scan(&c.Version); err != nil {
+		return classify(err)
+	}
+	if err := insertConsent(ctx, tx, c); err != nil {
+		return err
+	}
+	if c.Withdrawn {
+		// From now on nothing new is shared: every outstanding one-time link to a package of the
+		// episode is revoked in the same transaction as the withdrawal (with its ledger events).
+		if _, err := s.RevokeLinksForEpisode(ctx, tx, ep.Ref, "consent withdrawn"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WithdrawConsent records a withdrawal by the child, a parent or a carer: from now on nothing new is

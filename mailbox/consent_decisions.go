@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cafgate/directory"
+	"cafgate/mailbox/ledger"
 	"cafgate/policy"
 )
 
@@ -38,22 +39,31 @@ type PackageDecision struct {
 // fails only when the store cannot be read; an unknown episode, a closed one or a faulty package is a
 // refusal of every addressee with its reason.
 func (s *Store) DecidePackage(ctx context.Context, at time.Time, sender *directory.Practitioner, to []Addressee, pkg policy.Package) (*PackageDecision, error) {
+	var ea *EpisodeAt
+	if policy.ValidRef(pkg.EpisodeRef) {
+		var err error
+		ea, err = s.EpisodeWithConsent(ctx, pkg.EpisodeRef, at)
+		switch {
+		case errors.Is(err, ErrEpisodeNotFound):
+			ea = nil
+		case err != nil:
+			return nil, err
+		}
+	}
+	return decideFor(ea, at, sender, to, pkg), nil
+}
+
+// decideFor decides for each addressee against ea (nil: no episode has the package's reference).
+func decideFor(ea *EpisodeAt, at time.Time, sender *directory.Practitioner, to []Addressee, pkg policy.Package) *PackageDecision {
 	pd := &PackageDecision{At: at, Package: pkg}
 	if sender != nil {
 		pd.Sender = strings.ToLower(sender.Mail)
 	}
 	in := policy.DecisionInput{Package: pkg, Sender: sender, At: at}
-	if policy.ValidRef(pkg.EpisodeRef) {
-		ea, err := s.EpisodeWithConsent(ctx, pkg.EpisodeRef, at)
-		switch {
-		case errors.Is(err, ErrEpisodeNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			pd.Episode, in.Episode, in.Consent = ea.Episode, ea.Episode, ea.Consent
-			if ea.Consent != nil {
-				pd.ConsentVersion = ea.Consent.Version
-			}
+	if ea != nil {
+		pd.Episode, in.Episode, in.Consent = ea.Episode, ea.Episode, ea.Consent
+		if ea.Consent != nil {
+			pd.ConsentVersion = ea.Consent.Version
 		}
 	}
 	pd.Decisions = make([]policy.Decision, len(to))
@@ -61,21 +71,75 @@ func (s *Store) DecidePackage(ctx context.Context, at time.Time, sender *directo
 		in.Recipient, in.RecipientMail = a.Entry, a.Mail
 		pd.Decisions[i] = policy.Decide(in)
 	}
-	return pd, nil
+	return pd
 }
 
 // RecordDecisions stores pd's decisions for the accepted message messageID, its "decisions" ledger
 // event, and, when an override let any copy through, the override (reason encrypted) and its event.
-// The message must already be stored.
+// The message must already be stored. (Accept and AcceptPackage store the decisions in the message's
+// own transaction; this is for decisions made again later, by the delivery pipeline.)
 func (s *Store) RecordDecisions(ctx context.Context, messageID string, pd *PackageDecision) error {
+	reason, err := s.sealOverride(messageID, pd)
+	if err != nil {
+		return err
+	}
 	return s.episodeTx(ctx, func(tx *sql.Tx) error {
-		return s.insertDecisions(ctx, tx, messageID, pd, s.opt.Now())
+		return insertDecisions(ctx, tx, txAppender(ctx, tx), messageID, pd, reason, s.opt.Now())
 	})
 }
 
-// insertDecisions writes pd for messageID inside tx. It is the hook for writing decisions in the same
-// transaction as the message itself (the writer's batch), after the message row.
-func (s *Store) insertDecisions(ctx context.Context, tx *sql.Tx, messageID string, pd *PackageDecision, now time.Time) error {
+// sealedReason is an override's reason sealed under the content key for its message.
+type sealedReason struct{ nonce, sealed []byte }
+
+// sealOverride seals pd's override reason for messageID when any decision went through on an
+// override, so the writer need not seal inside its transaction; nil when none did.
+func (s *Store) sealOverride(messageID string, pd *PackageDecision) (*sealedReason, error) {
+	if pd == nil || len(policy.Overrides(pd.Decisions)) == 0 {
+		return nil, nil
+	}
+	reason := strings.TrimSpace(pd.Package.OverrideReason)
+	if pd.Episode == nil || reason == "" {
+		return nil, fmt.Errorf("%w: an override needs an episode and a reason", policy.ErrInvalid)
+	}
+	nonce, sealed, err := s.seal.seal(overrideAAD(messageID), []byte(reason))
+	if err != nil {
+		return nil, err
+	}
+	return &sealedReason{nonce: nonce, sealed: sealed}, nil
+}
+
+// appender appends one ledger event in the transaction at hand.
+type appender func(ev event) error
+
+// txAppender appends with a new ledger appender on tx (appendEvent).
+func txAppender(ctx context.Context, tx *sql.Tx) appender {
+	return func(ev event) error { return appendEvent(ctx, tx, ev) }
+}
+
+// ledAppender appends with the writer batch's appender.
+func ledAppender(ctx context.Context, led *ledger.Appender) appender {
+	return func(ev event) error {
+		e, err := ledgerEvent(ev.Type, ev.MessageID, ev.Data, ev.At)
+		if err != nil {
+			return err
+		}
+		_, err = led.Append(ctx, ev.At, e)
+		return err
+	}
+}
+
+// insertRowDecisions writes the decisions a row carries (AcceptDecided), in the writer's batch
+// transaction just after the row's message: a package and its decisions commit together.
+func insertRowDecisions(ctx context.Context, tx *sql.Tx, led *ledger.Appender, r *row, at time.Time) error {
+	if r.decisions == nil {
+		return nil
+	}
+	return insertDecisions(ctx, tx, ledAppender(ctx, led), r.id, r.decisions, r.overrideReason, at)
+}
+
+// insertDecisions writes pd for messageID inside tx, after the message row: the decisions, their
+// ledger event and any override with its (already sealed) reason and event.
+func insertDecisions(ctx context.Context, tx *sql.Tx, app appender, messageID string, pd *PackageDecision, reason *sealedReason, now time.Time) error {
 	var ref any
 	var consentVersion any
 	data := decisionsData{ConsentVersion: pd.ConsentVersion}
@@ -101,34 +165,22 @@ func (s *Store) insertDecisions(ctx context.Context, tx *sql.Tx, messageID strin
 			overridden = append(overridden, d.Recipient)
 		}
 	}
-	if err := appendEvent(ctx, tx, event{At: now, Type: EventDecisions, MessageID: messageID, Data: data}); err != nil {
+	if err := app(event{At: now, Type: EventDecisions, MessageID: messageID, Data: data}); err != nil {
 		return classify(err)
 	}
 	if len(overridden) == 0 {
 		return nil
 	}
-	return s.insertOverride(ctx, tx, messageID, pd, overridden, now)
-}
-
-// insertOverride records an override: who, for which recipients, the lead to be told, and the reason
-// sealed under the content key.
-func (s *Store) insertOverride(ctx context.Context, tx *sql.Tx, messageID string, pd *PackageDecision, rcpts []string, now time.Time) error {
-	reason := strings.TrimSpace(pd.Package.OverrideReason)
-	if pd.Episode == nil || reason == "" {
+	if reason == nil || pd.Episode == nil {
 		return fmt.Errorf("%w: an override needs an episode and a reason", policy.ErrInvalid)
 	}
-	nonce, sealed, err := s.seal.seal(overrideAAD(messageID), []byte(reason))
-	if err != nil {
-		return err
-	}
-	sender := pd.Sender
-	_, err = tx.ExecContext(ctx, `INSERT INTO overrides (message_id, episode_ref, sender, lead, reason_nonce, reason, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, messageID, pd.Episode.Ref, sender, pd.Episode.Lead, nonce, sealed, formatTime(now))
+	_, err := tx.ExecContext(ctx, `INSERT INTO overrides (message_id, episode_ref, sender, lead, reason_nonce, reason, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, messageID, pd.Episode.Ref, pd.Sender, pd.Episode.Lead, reason.nonce, reason.sealed, formatTime(now))
 	if err != nil {
 		return classify(err)
 	}
-	return classify(appendEvent(ctx, tx, event{At: now, Type: EventOverride, MessageID: messageID, Data: overrideData{
-		Episode: pd.Episode.Ref, Sender: sender, Lead: pd.Episode.Lead, Recipients: rcpts}}))
+	return classify(app(event{At: now, Type: EventOverride, MessageID: messageID, Data: overrideData{
+		Episode: pd.Episode.Ref, Sender: pd.Sender, Lead: pd.Episode.Lead, Recipients: overridden}}))
 }
 
 // overrideAAD binds a sealed reason to its message and keeps it apart from message content.

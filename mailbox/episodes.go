@@ -58,20 +58,30 @@ func (s *Store) OpenEpisode(ctx context.Context, key ChildKey, in NewEpisode) (*
 	}
 	var ep *policy.Episode
 	err = s.episodeTx(ctx, func(tx *sql.Tx) error {
-		if ref, err := openEpisodeFor(ctx, tx, hash); err != nil || ref != "" {
-			if ref != "" {
-				return &OpenEpisodeError{Ref: ref}
-			}
-			return err
-		}
-		ref, err := nextRef(ctx, tx, now.UTC().Year())
-		if err != nil {
-			return err
-		}
-		ep = &policy.Episode{Ref: ref, State: in.State, Lead: team[0].Mail, Team: team, OpenedAt: now, UpdatedAt: now}
-		return insertEpisode(ctx, tx, ep, hash, in.By)
+		ep, err = openEpisodeTx(ctx, tx, hash, team, in, now)
+		return err
 	})
 	if err != nil {
+		return nil, err
+	}
+	return ep, nil
+}
+
+// openEpisodeTx opens the episode inside tx: refused with *OpenEpisodeError when the child (hash)
+// has an open episode; else a new reference, the episode, its team and its ledger event.
+func openEpisodeTx(ctx context.Context, tx *sql.Tx, hash string, team []policy.Member, in NewEpisode, now time.Time) (*policy.Episode, error) {
+	if ref, err := openEpisodeFor(ctx, tx, hash); err != nil || ref != "" {
+		if ref != "" {
+			return nil, &OpenEpisodeError{Ref: ref}
+		}
+		return nil, err
+	}
+	ref, err := nextRef(ctx, tx, now.UTC().Year())
+	if err != nil {
+		return nil, err
+	}
+	ep := &policy.Episode{Ref: ref, State: in.State, Lead: team[0].Mail, Team: team, OpenedAt: now, UpdatedAt: now}
+	if err := insertEpisode(ctx, tx, ep, hash, in.By); err != nil {
 		return nil, err
 	}
 	return ep, nil
@@ -167,45 +177,55 @@ func (s *Store) HandOverEpisode(ctx context.Context, ref string, to *directory.P
 		return nil, err
 	}
 	return s.changeEpisode(ctx, ref, func(tx *sql.Tx, ep *policy.Episode) (event, error) {
-		if !ep.Open() {
-			return event{}, fmt.Errorf("%w: %s; a closed episode cannot be handed over", ErrEpisodeClosed, ep.Ref)
-		}
-		newLead := policy.MemberFrom(to)
-		if newLead.Mail == ep.Lead {
-			return event{}, fmt.Errorf("%w: %s is already the lead professional of %s", policy.ErrInvalid, newLead.Mail, ep.Ref)
-		}
-		if err := insertMember(ctx, tx, ep.Ref, newLead, now); err != nil {
-			return event{}, err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE episodes SET lead = ?, updated_at = ? WHERE ref = ?`, newLead.Mail, formatTime(now), ep.Ref); err != nil {
-			return event{}, classify(err)
-		}
-		return event{At: now, Type: EventEpisodeHandover, Data: episodeChangeData{Episode: ep.Ref, From: ep.Lead, To: newLead.Mail, By: by}}, nil
+		return handOverTx(ctx, tx, ep, to, by, now)
 	})
+}
+
+// handOverTx makes to the lead of ep inside tx and returns the ledger event to append.
+func handOverTx(ctx context.Context, tx *sql.Tx, ep *policy.Episode, to *directory.Practitioner, by string, now time.Time) (event, error) {
+	if !ep.Open() {
+		return event{}, fmt.Errorf("%w: %s; a closed episode cannot be handed over", ErrEpisodeClosed, ep.Ref)
+	}
+	newLead := policy.MemberFrom(to)
+	if newLead.Mail == ep.Lead {
+		return event{}, fmt.Errorf("%w: %s is already the lead professional of %s", policy.ErrInvalid, newLead.Mail, ep.Ref)
+	}
+	if err := insertMember(ctx, tx, ep.Ref, newLead, now); err != nil {
+		return event{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE episodes SET lead = ?, updated_at = ? WHERE ref = ?`, newLead.Mail, formatTime(now), ep.Ref); err != nil {
+		return event{}, classify(err)
+	}
+	return event{At: now, Type: EventEpisodeHandover, Data: episodeChangeData{Episode: ep.Ref, From: ep.Lead, To: newLead.Mail, By: by}}, nil
 }
 
 // TransitionEpisode moves the episode to state to, if the CAF process allows it from where it is.
 func (s *Store) TransitionEpisode(ctx context.Context, ref string, to policy.State, by string) (*policy.Episode, error) {
 	now := s.opt.Now()
 	return s.changeEpisode(ctx, ref, func(tx *sql.Tx, ep *policy.Episode) (event, error) {
-		if err := policy.CheckTransition(ep.State, to); err != nil {
-			if !ep.Open() {
-				return event{}, fmt.Errorf("%w: %s: %w", ErrEpisodeClosed, ep.Ref, err)
-			}
-			return event{}, err
-		}
-		var closedAt any
-		typ := EventEpisodeTransition
-		if to == policy.StateClosed {
-			closedAt, typ = formatTime(now), EventEpisodeClosed
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE episodes SET state = ?, updated_at = ?, closed_at = ? WHERE ref = ?`,
-			string(to), formatTime(now), closedAt, ep.Ref)
-		if err != nil {
-			return event{}, classify(err)
-		}
-		return event{At: now, Type: typ, Data: episodeChangeData{Episode: ep.Ref, From: string(ep.State), To: string(to), By: by}}, nil
+		return transitionTx(ctx, tx, ep, to, by, now)
 	})
+}
+
+// transitionTx moves ep to state to inside tx and returns the ledger event to append.
+func transitionTx(ctx context.Context, tx *sql.Tx, ep *policy.Episode, to policy.State, by string, now time.Time) (event, error) {
+	if err := policy.CheckTransition(ep.State, to); err != nil {
+		if !ep.Open() {
+			return event{}, fmt.Errorf("%w: %s: %w", ErrEpisodeClosed, ep.Ref, err)
+		}
+		return event{}, err
+	}
+	var closedAt any
+	typ := EventEpisodeTransition
+	if to == policy.StateClosed {
+		closedAt, typ = formatTime(now), EventEpisodeClosed
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE episodes SET state = ?, updated_at = ?, closed_at = ? WHERE ref = ?`,
+		string(to), formatTime(now), closedAt, ep.Ref)
+	if err != nil {
+		return event{}, classify(err)
+	}
+	return event{At: now, Type: typ, Data: episodeChangeData{Episode: ep.Ref, From: string(ep.State), To: string(to), By: by}}, nil
 }
 
 // CloseEpisode closes the episode from any open state; the child may then have a new episode opened.

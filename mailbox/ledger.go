@@ -114,7 +114,10 @@ func writePending(ctx context.Context, tx *sql.Tx, led *ledger.Appender, p *pend
 		_, err := led.Append(ctx, at, p.event)
 		return err
 	}
-	return insertRow(ctx, tx, led, p.row, at)
+	if err := insertRow(ctx, tx, led, p.row, at); err != nil {
+		return err
+	}
+	return insertRowDecisions(ctx, tx, led, p.row, at) // the package's decisions, same transaction
 }
 
 // appendAccepted appends r's "accepted" event with the batch's appender.

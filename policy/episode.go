@@ -150,11 +150,18 @@ func WithMember(team []Member, m Member) []Member {
 	return append(team, m)
 }
 
-// MayManage returns nil when p may hand over, move or close the episode: its lead professional, in
-// good standing.
+// MayManage returns nil when p may hand over, move or close the episode: its lead professional, or an
+// agency administrator of the lead's agency (to reassign an episode whose lead has left or is away),
+// either in good standing.
 func MayManage(e *Episode, p *directory.Practitioner, now time.Time) error {
-	if p == nil || !strings.EqualFold(p.Mail, e.Lead) {
-		return fmt.Errorf("%w: only the lead professional may change episode %s", ErrInvalid, e.Ref)
+	if p == nil {
+		return fmt.Errorf("%w: only the lead professional of %s, or an agency administrator of the lead's agency, may change it", ErrInvalid, e.Ref)
+	}
+	lead, _ := e.Member(e.Lead)
+	isLead := strings.EqualFold(p.Mail, e.Lead)
+	isAdmin := p.HasRole(directory.RoleAgencyAdmin) && lead.Agency != "" && p.Agency == lead.Agency
+	if !isLead && !isAdmin {
+		return fmt.Errorf("%w: only the lead professional of %s, or an agency administrator of the lead's agency, may change it", ErrInvalid, e.Ref)
 	}
 	if err := p.Standing(now); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cafgate/directory"
 )
 
 func TestTransitions(t *testing.T) {
@@ -85,6 +87,20 @@ func TestLeadAndMembers(t *testing.T) {
 	}
 	if MayManage(e, priya, now) != nil || MayManage(e, harriet, now) == nil || MayManage(e, nil, now) == nil {
 		t.Error("MayManage")
+	}
+	// An agency administrator of the lead's agency may manage it; one of another agency may not, nor a
+	// disabled one.
+	healthAdmin := practitioner("ada.admin@health.cafgate.test", health, directory.RoleAgencyAdmin)
+	policeAdmin := practitioner("pat.admin@police.cafgate.test", police, directory.RoleAgencyAdmin)
+	if err := MayManage(e, healthAdmin, now); err != nil {
+		t.Errorf("the lead's agency administrator: %v", err)
+	}
+	if MayManage(e, policeAdmin, now) == nil {
+		t.Error("another agency's administrator may manage")
+	}
+	healthAdmin.Disabled = true
+	if MayManage(e, healthAdmin, now) == nil {
+		t.Error("a disabled administrator may manage")
 	}
 	e.Lead = oliver.Mail
 	if MayManage(e, oliver, now) == nil {
