@@ -16,7 +16,7 @@ const FormatVersion = 1
 // sections each document holds. It is the JSON object that docs/manifest.schema.json describes.
 type Manifest struct {
 	Version        int                `json:"version"`
-	Episode        string             `json:"episode"`                   // episode reference, CAF-YYYY-NNNNNN
+	Episode        string             `json:"episode,omitempty"`         // episode reference, CAF-YYYY-NNNNNN; none when opening it
 	Child          string             `json:"child"`                     // the child's identifier (opaque to the gateway)
 	Sender         string             `json:"sender"`                    // the sending practitioner's mail address
 	OverrideReason string             `json:"override_reason,omitempty"` // child-protection override: why
@@ -128,6 +128,10 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// Opens reports whether the manifest's first operation opens the episode (the manifest then names no
+// episode reference: the gateway gives it).
+func (m *Manifest) Opens() bool { return len(m.Operations) > 0 && m.Operations[0].Op == OpOpen }
 
 // AllSections returns the sections the manifest's documents hold, in the form's order.
 func (m *Manifest) AllSections() []Section {

@@ -33,7 +33,36 @@ func checkManifest(root *jnode) *Error {
 	if err := manifestRules(root, ""); err != nil {
 		return err
 	}
+	if err := openRules(root); err != nil {
+		return err
+	}
 	return uniquePartNames(root.get("documents"))
+}
+
+// openRules: a package that opens its episode has no reference yet (the gateway gives it) and brings
+// the consent the episode opens with; any other names its episode. Only the first operation may open.
+func openRules(root *jnode) *Error {
+	opens := false
+	if ops := root.get("operations"); ops != nil {
+		for i, op := range ops.items {
+			if op.get("op").str != OpOpen {
+				continue
+			}
+			if i > 0 {
+				return fieldErr("/operations/"+strconv.Itoa(i)+"/op", "open can only be the first operation: an episode is opened before anything else is done to it")
+			}
+			opens = true
+		}
+	}
+	switch {
+	case opens && root.get("episode") != nil:
+		return fieldErr("/episode", "must be left out when the package opens the episode: the gateway gives the new episode its reference")
+	case opens && root.get("consent") == nil:
+		return fieldErr("/consent", "is required when the package opens the episode: record the consent the episode opens with")
+	case !opens && root.get("episode") == nil:
+		return fieldErr("/episode", "this field is required (an episode reference like CAF-2026-000123), unless the first operation opens the episode")
+	}
+	return nil
 }
 
 // checkVersion is done first: a manifest of another version is refused for its version, whatever else
@@ -57,7 +86,7 @@ func checkVersion(v *jnode) *Error {
 
 var manifestRules = object(
 	field{"version", true, func(*jnode, string) *Error { return nil }}, // checked first, above
-	field{"episode", true, text(15, 15, isEpisodeRef, "an episode reference like CAF-2026-000123")},
+	field{"episode", false, text(15, 15, isEpisodeRef, "an episode reference like CAF-2026-000123")},
 	field{"child", true, text(1, 64, isChildID, "a child identifier: 1 to 64 letters, digits and . _ : / - starting with a letter or digit")},
 	field{"sender", true, mailAddress},
 	field{"override_reason", false, text(1, maxReason, hasVisible, "the reason for the override, in words (at most 1000 characters)")},

@@ -15,6 +15,9 @@ type Package struct {
 	Documents []*Document
 	// Plain is true for a package read from a plain e-mail (no manifest part).
 	Plain bool
+	// EpisodeField is where Manifest.Episode came from: "/episode", "header Subject" or "header
+	// CAF-Episode" (a package that opens its episode gets the latter from the gateway once stored).
+	EpisodeField string
 }
 
 // Parse reads a package (at most lim.MaxBytes) and checks it: the MIME structure within lim, the
@@ -91,10 +94,18 @@ func fromManifest(root, mf *entity, lim Limits) (*Package, *Error) {
 	if err != nil {
 		return nil, err
 	}
+	episodeField := "/episode"
 	if ref, field, err := episodeFromHeader(root.header); err != nil {
 		return nil, err
+	} else if ref != "" && m.Episode == "" {
+		// Only a manifest that opens its episode names none; the reference in a header is the one
+		// the gateway gave it (or, in a submission, one the intake refuses).
+		m.Episode, episodeField = ref, field
 	} else if ref != "" && ref != m.Episode {
 		return nil, fieldErr(field, "names another episode than the manifest's /episode")
+	}
+	if m.Episode == "" {
+		episodeField = ""
 	}
 	byName := map[string]*entity{}
 	for _, c := range root.children {
@@ -118,7 +129,7 @@ func fromManifest(root, mf *entity, lim Limits) (*Package, *Error) {
 		}
 		byName[name] = c
 	}
-	p := &Package{Manifest: *m}
+	p := &Package{Manifest: *m, EpisodeField: episodeField}
 	for i, d := range m.Documents {
 		c := byName[d.Part]
 		if c == nil {

@@ -56,7 +56,7 @@ func episodeFromHeader(h message.Header) (ref, field string, err *Error) {
 // sender from From, and one document per part of the top-level body (the text the practitioner wrote,
 // and each attachment).
 func fromPlainMail(root *entity) (*Package, *Error) {
-	ref, _, err := episodeFromHeader(root.header)
+	ref, refField, err := episodeFromHeader(root.header)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func fromPlainMail(root *entity) (*Package, *Error) {
 	if len(docs) == 0 {
 		return nil, fieldErr("message", "the message holds neither text nor attachments")
 	}
-	p := &Package{Manifest: m, Documents: docs, Plain: true}
+	p := &Package{Manifest: m, Documents: docs, Plain: true, EpisodeField: refField}
 	for _, d := range docs {
 		p.Manifest.Documents = append(p.Manifest.Documents, DocumentEntry{Part: d.Part, Sections: d.Sections})
 	}

@@ -89,7 +89,6 @@ const base = `{
   "sender": "gwen.testcase@socialcare.cafgate.test",
   "override_reason": "Child protection: immediate risk of harm reported by the school.",
   "operations": [
-    {"op": "open", "lead": "gwen.testcase@socialcare.cafgate.test", "members": ["a@x.test", "b@y.test"]},
     {"op": "handover", "lead": "a@x.test"},
     {"op": "add-members", "members": ["c@x.test"]},
     {"op": "remove-members", "members": ["b@y.test"]},
@@ -110,6 +109,15 @@ const base = `{
   ],
   "withheld": ["parents-and-carers"]
 }`
+
+// opening is a valid manifest that opens its episode: no reference, and the consent it opens with.
+const opening = `{"version": 1, "child": "NFS-2026-0042", "sender": "gwen.testcase@socialcare.cafgate.test",
+  "operations": [
+    {"op": "open", "lead": "gwen.testcase@socialcare.cafgate.test", "members": ["a@x.test", "b@y.test"]},
+    {"op": "transition", "state": "assessment"}
+  ],
+  "consent": {"given_by": "parent", "given_at": "2026-03-01T10:30:00Z", "grants": [{"team": true}]},
+  "documents": [{"part": "caf-form.pdf", "sections": ["childs-details"]}]}`
 
 const minimal = `{"version": 1, "episode": "CAF-2026-000123", "child": "x", "sender": "a@b",
   "documents": [{"part": "a", "sections": ["consent"]}]}`
@@ -179,15 +187,20 @@ func corpus() []corpusCase {
 		{name: "sections string", at: "/documents/0/sections", value: "consent", field: "/documents/0/sections"},
 		{name: "withheld unknown", at: "/withheld/0", value: "health", field: "/withheld/0"},
 		{name: "operations empty", at: "/operations", value: []any{}, field: "/operations"},
-		{name: "op unknown", at: "/operations/5/op", value: "reopen", field: "/operations/5/op"},
-		{name: "op missing", at: "/operations/5/op", del: true, field: "/operations/5/op"},
-		{name: "open without lead", at: "/operations/0/lead", del: true, field: "/operations/0/lead"},
-		{name: "close with lead", at: "/operations/5/lead", value: "a@x.test", field: "/operations/5/lead"},
-		{name: "handover with state", at: "/operations/1/state", value: "review", field: "/operations/1/state"},
-		{name: "transition to closed", at: "/operations/4/state", value: "closed", field: "/operations/4/state"},
-		{name: "members repeated", at: "/operations/0/members/1", value: "a@x.test", field: "/operations/0/members/1"},
-		{name: "members empty", at: "/operations/2/members", value: []any{}, field: "/operations/2/members"},
-		{name: "member not mail", at: "/operations/2/members/0", value: "c", field: "/operations/2/members/0"},
+		{name: "op unknown", at: "/operations/4/op", value: "reopen", field: "/operations/4/op"},
+		{name: "op missing", at: "/operations/4/op", del: true, field: "/operations/4/op"},
+		{name: "opening", raw: opening},
+		{name: "open without lead", raw: strings.Replace(opening, `"lead": "gwen.testcase@socialcare.cafgate.test", `, "", 1), field: "/operations/0/lead"},
+		{name: "open with an episode", raw: strings.Replace(opening, `{"version": 1,`, `{"version": 1, "episode": "CAF-2026-000123",`, 1), field: "/episode"},
+		{name: "open without consent", raw: strings.Replace(opening, `"consent": {"given_by": "parent", "given_at": "2026-03-01T10:30:00Z", "grants": [{"team": true}]},`, "", 1), field: "/consent"},
+		{name: "open not first", at: "/operations/0", value: map[string]any{"op": "open", "lead": "a@x.test", "members": []any{"b@y.test"}}, field: "/episode"},
+		{name: "open second", raw: strings.Replace(opening, `{"op": "transition", "state": "assessment"}`, `{"op": "open", "lead": "a@x.test", "members": ["b@y.test"]}`, 1), field: "/operations/1/op", goOnly: true},
+		{name: "close with lead", at: "/operations/4/lead", value: "a@x.test", field: "/operations/4/lead"},
+		{name: "handover with state", at: "/operations/0/state", value: "review", field: "/operations/0/state"},
+		{name: "transition to closed", at: "/operations/3/state", value: "closed", field: "/operations/3/state"},
+		{name: "members repeated", at: "/operations/1/members", value: []any{"c@x.test", "c@x.test"}, field: "/operations/1/members/1"},
+		{name: "members empty", at: "/operations/1/members", value: []any{}, field: "/operations/1/members"},
+		{name: "member not mail", at: "/operations/1/members/0", value: "c", field: "/operations/1/members/0"},
 		{name: "consent given_by other", at: "/consent/given_by", value: "teacher", field: "/consent/given_by"},
 		{name: "consent given_at missing", at: "/consent/given_at", del: true, field: "/consent/given_at"},
 		{name: "consent given_at date only", at: "/consent/given_at", value: "2026-03-01", field: "/consent/given_at"},
@@ -318,7 +331,7 @@ func TestManifestRoundTrip(t *testing.T) {
 	if err := schemaValidate(t, out); err != nil {
 		t.Errorf("marshalled manifest fails the schema: %v", err)
 	}
-	if len(m.Operations) != 6 || m.Consent == nil || len(m.Consent.Grants) != 3 || !m.Consent.Grants[0].Team ||
+	if len(m.Operations) != 5 || m.Consent == nil || len(m.Consent.Grants) != 3 || !m.Consent.Grants[0].Team ||
 		m.Documents[1].Part != "Action plan (v2) — final.docx" || m.Withheld[0] != ParentsAndCarers {
 		t.Errorf("decoded %+v", m)
 	}
