@@ -175,10 +175,6 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		return "", in.logged(ferr, s.Client, "data")
 	}
 	at := in.Now().UTC()
-	pd, ferr := in.decide(ctx, s, p, at)
-	if ferr != nil {
-		return "", in.logged(ferr, s.Client, "data")
-	}
 	id := fault.NewID()
 	m := &mailbox.Incoming{
 		ID:         id,
@@ -192,14 +188,20 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		Digest:     sha256.Sum256(s.Content),
 		Content:    s.Content,
 	}
-	if err := in.Store.Accept(ctx, m); err != nil {
-		return "", in.logged(storeFault(err), s.Client, "data")
-	}
-	// The decisions are written in a second transaction just after the message's; a crash between the
-	// two leaves an accepted message without decisions, which the delivery pipeline then makes again
-	// for the acceptance time (gateway/deliver). One transaction would need the writer to carry them.
-	if err := in.Decider.RecordDecisions(ctx, id, pd); err != nil {
-		in.Log.Error("recording decisions", "id", id, "err", err)
+	if changesEpisode(p) {
+		// Operations, consent, decisions and the package: one transaction (episodeops.go).
+		if ferr := in.acceptChanges(ctx, s, p, m); ferr != nil {
+			return "", in.logged(ferr, s.Client, "data")
+		}
+	} else {
+		pd, ferr := in.decide(ctx, s, p, at)
+		if ferr != nil {
+			return "", in.logged(ferr, s.Client, "data")
+		}
+		// The package and its decisions are one transaction.
+		if err := in.acceptDecided(ctx, m, pd); err != nil {
+			return "", in.logged(storeFault(err), s.Client, "data")
+		}
 	}
 	if in.OnAccepted != nil {
 		in.OnAccepted()

@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"cafgate/directory"
@@ -40,29 +39,16 @@ func (in *Intake) readPackage(s *Submission) (*pkg.Package, *fault.Error) {
 // decide asks the policy for every recipient's decision; a refusal of every recipient is a 550 5.7.1
 // that names the reasons, and nothing is stored.
 func (in *Intake) decide(ctx context.Context, s *Submission, p *pkg.Package, at time.Time) (*mailbox.PackageDecision, *fault.Error) {
-	to := make([]mailbox.Addressee, 0, len(s.Recipients))
-	for _, r := range s.Recipients {
-		mail := NormalizeMail(r)
-		e, err := in.Dir.Lookup(ctx, mail)
-		switch {
-		case errors.Is(err, directory.ErrNotFound):
-			e = nil
-		case err != nil:
-			return nil, in.lookupFault(err, "recipient")
-		}
-		to = append(to, mailbox.Addressee{Mail: mail, Entry: e})
+	to, ferr := in.addressees(ctx, s)
+	if ferr != nil {
+		return nil, ferr
 	}
-	pp := policy.Package{EpisodeRef: p.Manifest.Episode, Sender: NormalizeMail(p.Manifest.Sender),
-		Override: p.Manifest.OverrideReason != "", OverrideReason: p.Manifest.OverrideReason}
-	for _, sec := range p.Manifest.AllSections() {
-		pp.Sections = append(pp.Sections, policy.Section(sec))
-	}
-	pd, err := in.Decider.DecidePackage(ctx, at, s.Sender, to, pp)
+	pd, err := in.Decider.DecidePackage(ctx, at, s.Sender, to, policyPackage(p))
 	if err != nil {
 		return nil, storeFault(err)
 	}
 	if policy.AllRefused(pd.Decisions) {
-		return nil, fault.New(fault.NotPermitted, strings.TrimSpace(policy.RefusalText(pd.Decisions)), nil)
+		return nil, refusal(pd.Decisions, p)
 	}
 	return pd, nil
 }
