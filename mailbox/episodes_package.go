@@ -89,13 +89,14 @@ func (s *Store) AcceptPackage(ctx context.Context, m *Incoming, plan *PackagePla
 		now := s.opt.Now()
 		by := strings.ToLower(plan.Sender.Mail)
 		pkg := plan.Package
+		opened := false
 		for _, op := range plan.Ops {
-			ref, err := s.applyOp(ctx, tx, plan, op, pkg.EpisodeRef, by, now)
+			ref, err := s.applyOp(ctx, tx, plan, op, pkg.EpisodeRef, by, opened, now)
 			if err != nil {
 				return &PackageError{Field: op.Field, Err: err}
 			}
 			if op.Op == PackageOpOpen {
-				pkg.EpisodeRef = ref
+				pkg.EpisodeRef, opened = ref, true
 				m.Content = append([]byte("CAF-Episode: "+ref+"\r\n"), m.Content...)
 				m.Digest = sha256.Sum256(m.Content)
 			}
@@ -147,8 +148,9 @@ func (s *Store) AcceptPackage(ctx context.Context, m *Incoming, plan *PackagePla
 }
 
 // applyOp applies one operation inside tx and returns the episode's reference (the new one for an
-// open).
-func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, plan *PackagePlan, op PackageOp, ref, by string, now time.Time) (string, error) {
+// open). Who may: anyone in good standing opens; the lead or an agency administrator of the lead's
+// agency hands over, moves on and closes, as does the opener in the package that opened it (opened).
+func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, plan *PackagePlan, op PackageOp, ref, by string, opened bool, now time.Time) (string, error) {
 	if op.Op == PackageOpOpen {
 		key, err := s.childKey()
 		if err != nil {
@@ -175,8 +177,10 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, plan *PackagePlan, op P
 	if err != nil {
 		return "", err
 	}
-	if err := policy.MayManage(ep, plan.Sender, now); err != nil {
-		return "", err
+	if !opened {
+		if err := policy.MayManage(ep, plan.Sender, now); err != nil {
+			return "", err
+		}
 	}
 	var ev event
 	switch op.Op {
