@@ -69,7 +69,8 @@ func (e *RefusedError) Error() string { return "mailbox: every recipient of the 
 func (s *Store) childKey() (ChildKey, error) { return DeriveChildKey(s.seal.key) }
 
 // AcceptPackage applies plan's operations and consent, decides for each addressee against the
-// episode and consent as they then are, and stores m with its decisions, all in one transaction
+// episode and consent as they then are (a package that closes its episode is decided as the episode
+// stood before the close: it is the last one shared under it), and stores m with its decisions, all in one transaction
 // (BEGIN IMMEDIATE beside the writer's group commit). An operation or consent that may not be
 // applied is a *PackageError; every addressee refused is a *RefusedError; either way nothing is
 // stored. When the first operation opens the episode, m.Content gets a "CAF-Episode:" header with the
@@ -89,8 +90,13 @@ func (s *Store) AcceptPackage(ctx context.Context, m *Incoming, plan *PackagePla
 		now := s.opt.Now()
 		by := strings.ToLower(plan.Sender.Mail)
 		pkg := plan.Package
-		opened := false
+		opened, closing := false, policy.State("")
 		for _, op := range plan.Ops {
+			if op.Op == PackageOpClose && pkg.EpisodeRef != "" {
+				if ep, err := loadEpisode(ctx, tx, pkg.EpisodeRef); err == nil && ep.Open() {
+					closing = ep.State
+				}
+			}
 			ref, err := s.applyOp(ctx, tx, plan, op, pkg.EpisodeRef, by, opened, now)
 			if err != nil {
 				return &PackageError{Field: op.Field, Err: err}
@@ -117,6 +123,11 @@ func (s *Store) AcceptPackage(ctx context.Context, m *Incoming, plan *PackagePla
 				c, err := consentInForce(ctx, tx, ep.Ref, now)
 				if err != nil {
 					return err
+				}
+				if closing != "" && !ep.Open() {
+					// The package that closes its episode is the last one shared under it: it is
+					// decided as the episode stood before it closed.
+					ep.State = closing
 				}
 				ea = &EpisodeAt{Episode: ep, Consent: c}
 			}

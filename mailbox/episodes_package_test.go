@@ -126,14 +126,6 @@ func TestAcceptPackageHandoverAndClose(t *testing.T) {
 	if e, _ := s.Episode(ctx, ref); e.Lead != pPriya.Mail {
 		t.Fatal("the handover of a refused package was kept")
 	}
-	// A package that closes its episode is sent under a closed episode: refused, and still open.
-	_, err = s.AcceptPackage(ctx, msg("d", body(4)), plan(pPriya, PackageOp{Op: PackageOpClose, Field: "/operations/0"}))
-	if !errors.As(err, &refused) || refused.Decision.Decisions[0].Reason != policy.ReasonEpisodeClosed {
-		t.Fatalf("a package that closes its episode: %v", err)
-	}
-	if e, _ := s.Episode(ctx, ref); !e.Open() {
-		t.Fatal("the close of a refused package was kept")
-	}
 	// Operations apply in order: once handed over, the former lead may not close it.
 	_, err = s.AcceptPackage(ctx, msg("d2", body(4)), plan(pPriya, handover, PackageOp{Op: PackageOpClose, Field: "/operations/1"}))
 	if !errors.As(err, &pe) || pe.Field != "/operations/1" {
@@ -149,10 +141,20 @@ func TestAcceptPackageHandoverAndClose(t *testing.T) {
 	if _, err := s.AcceptPackage(ctx, msg("f", body(6)), plan(pPriya, PackageOp{Op: PackageOpClose, Field: "/operations/0"})); !errors.Is(err, policy.ErrInvalid) {
 		t.Fatalf("close by the former lead: %v", err)
 	}
-	// Closed by the CLI: a handover in a package names the closed episode.
-	if _, err := s.CloseEpisode(ctx, ref, "cli:test"); err != nil {
-		t.Fatal(err)
+	// The lead closes it with a package, which is still delivered: the last one under the episode.
+	pd, err := s.AcceptPackage(ctx, msg("f2", body(6)), plan(pHarriet, PackageOp{Op: PackageOpClose, Field: "/operations/0"}))
+	if err != nil || pd.Decisions[0].Result != policy.DeliverAll {
+		t.Fatalf("closing package: %v %+v", err, pd)
 	}
+	if e, _ := s.Episode(ctx, ref); e.Open() {
+		t.Fatal("not closed")
+	}
+	// Then a package under it is refused for every recipient.
+	if _, err := s.AcceptPackage(ctx, msg("f3", body(6)), &PackagePlan{Sender: pHarriet, Consent: &policy.Consent{GivenBy: policy.GivenByParent, Withdrawn: true},
+		To: []Addressee{{pPriya.Mail, pPriya}}, Package: policy.Package{EpisodeRef: ref, Sender: pHarriet.Mail}}); !errors.As(err, &refused) {
+		t.Fatalf("package under a closed episode: %v", err)
+	}
+	// A handover in a package names the closed episode.
 	if _, err := s.AcceptPackage(ctx, msg("g", body(7)), plan(pHarriet, handover)); !errors.Is(err, ErrEpisodeClosed) && !errors.Is(err, policy.ErrInvalid) {
 		t.Fatalf("handover of a closed episode: %v", err)
 	}
@@ -162,8 +164,8 @@ func TestAcceptPackageHandoverAndClose(t *testing.T) {
 	if _, err := s.AcceptPackage(ctx, msg("h", body(8)), p); !errors.Is(err, ErrEpisodeNotFound) {
 		t.Fatalf("unknown episode: %v", err)
 	}
-	if n := countRows(t, s, "messages"); n != before+1 {
-		t.Errorf("%d messages stored, want %d", n, before+1)
+	if n := countRows(t, s, "messages"); n != before+2 {
+		t.Errorf("%d messages stored, want %d", n, before+2)
 	}
 }
 
