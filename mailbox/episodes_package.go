@@ -88,7 +88,9 @@ func (s *Store) AcceptPackage(ctx context.Context, m *Incoming, plan *PackagePla
 	var pd *PackageDecision
 	err := s.episodeTx(ctx, func(tx *sql.Tx) error {
 		now := s.opt.Now()
-		by := strings.ToLower(plan.Sender.Mail)
+		// Who made each change, and why: the sender, by this package (its ID is in the ledger's
+		// "accepted" event and in the sender's reply).
+		by := strings.ToLower(plan.Sender.Mail) + " (package " + m.ID + ")"
 		pkg := plan.Package
 		opened, closing := false, policy.State("")
 		for _, op := range plan.Ops {
@@ -233,7 +235,7 @@ func (s *Store) packageConsent(ctx context.Context, tx *sql.Tx, plan *PackagePla
 	if err != nil {
 		return err
 	}
-	if !ep.OnTeam(by) {
+	if !ep.OnTeam(plan.Sender.Mail) {
 		return fmt.Errorf("%w: only a member of the team of %s may record its consent", policy.ErrInvalid, ep.Ref)
 	}
 	c.RecordedAt, c.RecordedBy = now, by
