@@ -354,3 +354,35 @@ func TestErrorSentence(t *testing.T) {
 		t.Errorf("sentence %q", got)
 	}
 }
+
+// TestOpeningPackage: a package that opens its episode names none; once the gateway has put the new
+// reference in a CAF-Episode header before it, reading it again gives that reference.
+func TestOpeningPackage(t *testing.T) {
+	manifest := `{"version": 1, "child": "NFS-1", "sender": "a@b.test",
+ "operations": [{"op": "open", "lead": "a@b.test", "members": ["c@d.test"]}],
+ "consent": {"given_by": "parent", "given_at": "2026-03-01T10:30:00Z", "grants": [{"team": true}]},
+ "documents": [{"part": "a.pdf", "sections": ["consent"]}]}`
+	msg := "From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=P\r\n\r\n" +
+		"--P\r\nContent-Type: application/vnd.cafgate.manifest+json\r\n\r\n" + strings.ReplaceAll(manifest, "\n", "\r\n") + "\r\n" +
+		"--P\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF\r\n--P--\r\n"
+	p, err := ParseBytes([]byte(msg), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Manifest.Opens() || p.Manifest.Episode != "" || p.EpisodeField != "" {
+		t.Fatalf("submitted: opens %v, episode %q from %q", p.Manifest.Opens(), p.Manifest.Episode, p.EpisodeField)
+	}
+	p, err = ParseBytes([]byte("CAF-Episode: CAF-2026-000042\r\n"+msg), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Manifest.Episode != "CAF-2026-000042" || p.EpisodeField != "header CAF-Episode" {
+		t.Fatalf("stored: episode %q from %q", p.Manifest.Episode, p.EpisodeField)
+	}
+	// A package that names its episode in the manifest gets "/episode".
+	named := strings.Replace(strings.Replace(msg, `"child"`, `"episode": "CAF-2026-000001", "child"`, 1),
+		`"operations": [{"op": "open", "lead": "a@b.test", "members": ["c@d.test"]}],`, "", 1)
+	if p, err = ParseBytes([]byte(named), Limits{}); err != nil || p.EpisodeField != "/episode" {
+		t.Fatalf("named: %v %+v", err, p)
+	}
+}
