@@ -28,8 +28,8 @@ type ReportOptions struct {
 	// outcomes known so far (the rest "still being tried"). Default 1h.
 	Deadline time.Duration
 	Limit    int // reports per call; default 32
-	// NoCheckpoint skips signing a checkpoint before the reports (their proofs then cover only the
-	// events up to the last periodic checkpoint). For tests.
+	// NoCheckpoint skips signing a checkpoint before the reports (the caller signed one recently). A
+	// report waits until a checkpoint covers the events it proves, or until Deadline.
 	NoCheckpoint bool
 }
 
@@ -116,6 +116,12 @@ func (s *Store) sendReportTx(ctx context.Context, tx *sql.Tx, messageID string, 
 	in.Hostname, in.Date, in.LedgerKey = opt.Hostname, now, s.LedgerKey()
 	if in.Proofs, err = reportProofs(ctx, tx, messageID, in.Outcomes); err != nil {
 		return err
+	}
+	late := !in.SubmittedAt.After(now.Add(-opt.Deadline))
+	for _, p := range in.Proofs {
+		if p.Text == nil && !late {
+			return errNotDue // the next checkpoint will cover it
+		}
 	}
 	content, err := ledger.BuildReceipt(in)
 	if err != nil {

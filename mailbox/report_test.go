@@ -233,7 +233,12 @@ func TestReportToASenderNotHostedIsQueued(t *testing.T) {
 	at := clk.Now().UTC()
 	acceptDecided(t, s, at, "m1", pHarriet, []*directory.Practitioner{pRita}, pkg)
 	finish(t, s, DeliveryStep{MessageID: "m1", Recipient: pRita.Mail, State: StateRefused, At: at})
-	if n, err := s.SendReports(ctx, ReportOptions{Hostname: "gw.cafgate.test", NoCheckpoint: true}); n != 1 || err != nil {
+	opt := ReportOptions{Hostname: "gw.cafgate.test", NoCheckpoint: true}
+	if n, err := s.SendReports(ctx, opt); n != 0 || err != nil {
+		t.Fatalf("a report sent before a checkpoint covers its events: %d %v", n, err)
+	}
+	opt.NoCheckpoint = false
+	if n, err := s.SendReports(ctx, opt); n != 1 || err != nil {
 		t.Fatalf("SendReports: %d %v", n, err)
 	}
 	db := rawDB(t, s.opt.Path)
@@ -260,7 +265,8 @@ func TestReportAtTheDeadlineWithRecipientsStillPending(t *testing.T) {
 		t.Fatalf("at the deadline: %d %v", n, err)
 	}
 	text, _ := readReport(t, inbox(t, s, pHarriet.Mail)[0])
-	if !strings.Contains(text, pGwen.Mail+": no outcome yet") || !strings.Contains(text, pRita.Mail+": NOT sent") {
+	if !strings.Contains(text, pGwen.Mail+": no outcome yet") || !strings.Contains(text, pRita.Mail+": NOT sent") ||
+		!strings.Contains(text, "not yet covered by a checkpoint; ask for it later with cafgate ledger prove") {
 		t.Errorf("report:\n%s", text)
 	}
 }

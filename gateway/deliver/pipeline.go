@@ -54,16 +54,20 @@ type Options struct {
 	// With NoReports neither reports nor override notices are sent.
 	Reports   mailbox.ReportOptions
 	NoReports bool
-	Log       *slog.Logger
-	Now       func() time.Time
-	Interval  time.Duration // how often to look for work when not kicked; default 2s
-	Batch     int           // recipients taken per round; default 64
+	// CheckpointEvery is the least time between two ledger checkpoints signed so that due reports'
+	// proofs are covered (a report waits for the next one); default 5s.
+	CheckpointEvery time.Duration
+	Log             *slog.Logger
+	Now             func() time.Time
+	Interval        time.Duration // how often to look for work when not kicked; default 2s
+	Batch           int           // recipients taken per round; default 64
 }
 
 // Pipeline is the delivery worker.
 type Pipeline struct {
-	opt  Options
-	kick chan struct{}
+	opt    Options
+	kick   chan struct{}
+	lastCP time.Time // when Tell last let the reports sign a checkpoint (Run's goroutine only)
 }
 
 // New returns a pipeline; Run starts it.
@@ -85,6 +89,9 @@ func New(opt Options) *Pipeline {
 	}
 	if opt.Delivered == nil {
 		opt.Delivered = func(string) {}
+	}
+	if opt.CheckpointEvery <= 0 {
+		opt.CheckpointEvery = 5 * time.Second
 	}
 	if opt.Reports.Hostname == "" {
 		opt.Reports.Hostname = opt.Hostname
@@ -168,7 +175,13 @@ func (p *Pipeline) Tell(ctx context.Context) {
 		p.opt.Log.Info("delivery: override notices sent", "count", n)
 		p.opt.Queued()
 	}
-	if n, err := p.opt.Store.SendReports(ctx, p.opt.Reports); err != nil && ctx.Err() == nil {
+	ro := p.opt.Reports
+	if now := p.opt.Now(); now.Sub(p.lastCP) < p.opt.CheckpointEvery {
+		ro.NoCheckpoint = true
+	} else {
+		p.lastCP = now
+	}
+	if n, err := p.opt.Store.SendReports(ctx, ro); err != nil && ctx.Err() == nil {
 		p.opt.Log.Warn("delivery: reports to senders", "sent", n, "err", err)
 	} else if n > 0 {
 		p.opt.Log.Info("delivery: reports to senders sent", "count", n)
