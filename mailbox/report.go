@@ -27,7 +27,10 @@ type ReportOptions struct {
 	// Deadline is the longest a sender waits for the report: after it the report is sent with the
 	// outcomes known so far (the rest "still being tried"). Default 1h.
 	Deadline time.Duration
-	Limit    int // reports per call; default 32
+	// FirstAfter: when some recipients were refused or had sections withheld and the full report is
+	// not sent this long after acceptance, a first report tells the sender of them now. Default 2m.
+	FirstAfter time.Duration
+	Limit      int // reports per call; default 32
 	// NoCheckpoint skips signing a checkpoint before the reports (the caller signed one recently). A
 	// report waits until a checkpoint covers the events it proves, or until Deadline.
 	NoCheckpoint bool
@@ -52,10 +55,37 @@ func (s *Store) SendReports(ctx context.Context, opt ReportOptions) (int, error)
 	if opt.Limit <= 0 {
 		opt.Limit = 32
 	}
+	if opt.FirstAfter <= 0 {
+		opt.FirstAfter = 2 * time.Minute
+	}
 	now := s.opt.Now()
 	due, err := dueReports(ctx, s.rdb, now.Add(-opt.Deadline), opt.Limit)
-	if err != nil || len(due) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	sent, fullErr := s.sendFullReports(ctx, due, now, opt)
+	first, err := dueFirstReports(ctx, s.rdb, now.Add(-opt.FirstAfter), opt.Limit)
+	if err != nil {
+		return sent, errors.Join(fullErr, err)
+	}
+	errs := []error{fullErr}
+	for _, id := range first {
+		err := s.queueTx(ctx, func(tx *sql.Tx) error { return s.sendFirstReportTx(ctx, tx, id, now, opt) })
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, errNotDue):
+		default:
+			errs = append(errs, fmt.Errorf("first report on %s: %w", id, err))
+		}
+	}
+	return sent, errors.Join(errs...)
+}
+
+// sendFullReports sends the full reports on due.
+func (s *Store) sendFullReports(ctx context.Context, due []string, now time.Time, opt ReportOptions) (int, error) {
+	if len(due) == 0 {
+		return 0, nil
 	}
 	if !opt.NoCheckpoint && s.led != nil {
 		// Sign the tree now so the proofs cover the package's events; a failure only means fewer proofs.
@@ -78,6 +108,60 @@ func (s *Store) SendReports(ctx context.Context, opt ReportOptions) (int, error)
 		}
 	}
 	return sent, errors.Join(errs...)
+}
+
+// dueFirstReports lists packages accepted before cutoff, with a refused or partial recipient, whose
+// full report and first report are both unsent.
+func dueFirstReports(ctx context.Context, q querier, cutoff time.Time, limit int) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT r.message_id FROM package_reports r JOIN messages m ON m.id = r.message_id
+		WHERE r.sent_at IS NULL AND r.first_sent_at IS NULL AND m.received_at <= ?
+			AND EXISTS (SELECT 1 FROM decisions d WHERE d.message_id = r.message_id AND d.result != ?)
+		ORDER BY r.created_at LIMIT ?`, formatTime(cutoff), string(policy.DeliverAll), limit)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, id)
+	}
+	return out, classify(rows.Err())
+}
+
+// sendFirstReportTx sends the first report on messageID inside tx, unless every recipient already has
+// a final outcome (the full report then says it all).
+func (s *Store) sendFirstReportTx(ctx context.Context, tx *sql.Tx, messageID string, now time.Time, opt ReportOptions) error {
+	in, pending, err := receiptInput(ctx, tx, messageID)
+	if err != nil {
+		return err
+	}
+	if pending == 0 {
+		return errNotDue
+	}
+	in.Hostname, in.Date, in.First = opt.Hostname, now, true
+	content, err := ledger.BuildReceipt(in)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE package_reports SET first_sent_at = ?
+		WHERE message_id = ? AND sent_at IS NULL AND first_sent_at IS NULL`, formatTime(now), messageID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotDue
+	}
+	qid, err := s.insertOutbound(ctx, tx, now, &Outbound{MessageID: messageID, Kind: KindDSN, About: "receipt/first",
+		Recipient: in.Sender, Content: content}, true)
+	if err != nil {
+		return err
+	}
+	return appendEvent(ctx, tx, event{At: now, Type: ledger.Receipt, MessageID: messageID, Data: ledger.ReceiptData{
+		Sender: in.Sender, QueueID: qid, Outcomes: len(in.Outcomes) - pending, Pending: pending}})
 }
 
 // dueReports lists unsent reports whose package is finished or older than cutoff.

@@ -342,3 +342,54 @@ func TestOverrideNoticeToTheLead(t *testing.T) {
 		t.Errorf("still untold: %+v", o)
 	}
 }
+
+func TestFirstReportWhenSomeAreRefusedAndTheRestIsSlow(t *testing.T) {
+	s, clk, ep := seededRefusal(t)
+	ctx := context.Background()
+	hs := &hostedSet{mails: map[string]bool{pHarriet.Mail: true}}
+	s.RouteLocally(hs.hosted, nil)
+	pkg := policy.Package{EpisodeRef: ep.Ref, Sender: pHarriet.Mail, Sections: []policy.Section{policy.SectionChildsDetails}}
+	at := clk.Now().UTC()
+	acceptDecided(t, s, at, "m1", pHarriet, []*directory.Practitioner{pRita, pGwen}, pkg)
+	finish(t, s, DeliveryStep{MessageID: "m1", Recipient: pRita.Mail, State: StateRefused, At: at})
+	opt := ReportOptions{Hostname: "gw.cafgate.test"}
+	if n, _ := s.SendReports(ctx, opt); n != 0 {
+		t.Fatal("a first report before FirstAfter")
+	}
+	clk.Advance(3 * time.Minute)
+	if n, err := s.SendReports(ctx, opt); n != 1 || err != nil {
+		t.Fatalf("first report: %d %v", n, err)
+	}
+	if n, _ := s.SendReports(ctx, opt); n != 0 {
+		t.Fatal("a second first report")
+	}
+	got := inbox(t, s, pHarriet.Mail)
+	if len(got) != 1 || !bytes.Contains(got[0], []byte("Subject: First delivery report for package m1")) {
+		t.Fatalf("after the first report: %d messages", len(got))
+	}
+	text, proofs := readReport(t, got[0])
+	if !strings.Contains(text, pRita.Mail+": NOT sent: the family has refused consent to share with this recipient's agency") ||
+		!strings.Contains(text, pGwen.Mail+": no outcome yet") || len(proofs) != 0 {
+		t.Errorf("first report (%d proofs):\n%s", len(proofs), text)
+	}
+	finish(t, s, DeliveryStep{MessageID: "m1", Recipient: pGwen.Mail, State: StateDelivered, At: clk.Now(),
+		Hosted: &Delivery{MessageID: "m1", Recipient: pGwen.Mail, Content: []byte("Message-ID: <c@x>\r\n\r\nsealed\r\n")}})
+	if n, err := s.SendReports(ctx, opt); n != 1 || err != nil {
+		t.Fatalf("full report: %d %v", n, err)
+	}
+	got = inbox(t, s, pHarriet.Mail)
+	if len(got) != 2 || !bytes.Contains(got[1], []byte("Subject: Delivery report for package m1")) {
+		t.Fatalf("after the full report: %d messages", len(got))
+	}
+
+	// Every recipient final within FirstAfter: only the full report.
+	acceptDecided(t, s, clk.Now().UTC(), "m2", pHarriet, []*directory.Practitioner{pRita}, pkg)
+	finish(t, s, DeliveryStep{MessageID: "m2", Recipient: pRita.Mail, State: StateRefused, At: clk.Now()})
+	clk.Advance(10 * time.Minute)
+	if n, err := s.SendReports(ctx, opt); n != 1 || err != nil {
+		t.Fatalf("m2: %d %v", n, err)
+	}
+	if got := inbox(t, s, pHarriet.Mail); len(got) != 3 || bytes.Contains(got[2], []byte("First delivery report")) {
+		t.Fatalf("m2 reports: %d", len(got))
+	}
+}

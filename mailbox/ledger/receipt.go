@@ -68,6 +68,9 @@ type ReceiptInput struct {
 	// Proofs of the package's ledger events; LedgerKey names the key that signed their checkpoint.
 	Proofs    []ReceiptProof
 	LedgerKey string
+	// First marks the early report sent when some recipients were refused and the others have no
+	// final outcome yet; the full report follows.
+	First bool
 }
 
 // dsnAction maps an outcome to its RFC 3464 Action and default status.
@@ -104,7 +107,11 @@ func BuildReceipt(in ReceiptInput) ([]byte, error) {
 	h := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
 	h("From: cafgate <postmaster@%s>", in.Hostname)
 	h("To: <%s>", in.Sender)
-	h("Subject: Delivery report for package %s", in.Package)
+	if in.First {
+		h("Subject: First delivery report for package %s: not every recipient receives it", in.Package)
+	} else {
+		h("Subject: Delivery report for package %s", in.Package)
+	}
 	h("Date: %s", in.Date.Format(time.RFC1123Z))
 	h("Message-ID: <receipt.%s@%s>", id, in.Hostname)
 	h("Auto-Submitted: auto-generated")
@@ -185,6 +192,10 @@ func checkReceipt(in ReceiptInput) error {
 func receiptText(in ReceiptInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Delivery report for package %s, submitted %s.\n", in.Package, in.SubmittedAt.UTC().Format("2 Jan 2006 15:04 MST"))
+	if in.First {
+		b.WriteString("This is a first report: some recipients were refused or will not receive every section, and\n" +
+			"the others are still being delivered. A full report follows once every recipient has an outcome.\n")
+	}
 	if in.Digest != "" {
 		fmt.Fprintf(&b, "SHA-256 of the package as received: %s\n", in.Digest)
 	}
