@@ -109,6 +109,9 @@ func (s *Store) FinishDelivery(ctx context.Context, step DeliveryStep) (done boo
 			return err
 		}
 		done = true
+		if err := openReportTx(ctx, tx, step.MessageID, step.At); err != nil { // the sender's report becomes due
+			return err
+		}
 		if step.EventType != "" {
 			if err := appendEvent(ctx, tx, event{At: step.At, Type: step.EventType, MessageID: step.MessageID, Data: step.EventData}); err != nil {
 				return err

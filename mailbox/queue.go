@@ -90,7 +90,8 @@ func (s *Store) Enqueue(ctx context.Context, items ...*Outbound) ([]string, erro
 
 // EnqueueTx queues items inside tx (the pipeline's transaction, so queueing and the step that decided
 // it commit together) with first-queued time at, writing a "queued" ledger event for each. Content is
-// sealed here, in the caller's goroutine.
+// sealed here, in the caller's goroutine. An item routed to a hosted mailbox (RouteLocally) is
+// delivered there instead and its ID is empty.
 func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, at time.Time, items ...*Outbound) ([]string, error) {
 	ids := make([]string, 0, len(items))
 	for _, o := range items {
@@ -105,7 +106,13 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, at time.Time, items .
 
 // insertOutbound validates, seals and inserts o. With ifAbsent an entry with the same key is left as it
 // is (a notice queued twice is queued once) and the returned ID is empty.
+//
+// Gateway-originated mail for a mailbox hosted here is stored in it instead (see RouteLocally); the
+// returned ID is then empty.
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o *Outbound, ifAbsent bool) (string, error) {
+	if s.routeLocal(o) {
+		return "", s.deliverLocal(ctx, tx, at, o, ifAbsent)
+	}
 	r, err := s.prepareOutbound(o, at)
 	if err != nil {
 		return "", err
@@ -148,6 +155,7 @@ func (s *Store) queueTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return classify(err)
 	}
+	defer s.tellLocal() // after the commit or rollback: watchers look again either way
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return classifyQueue(err)

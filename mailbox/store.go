@@ -24,6 +24,7 @@ type Store struct {
 	done   chan struct{} // closed when the writer goroutine has returned
 	once   sync.Once
 	led    *ledgerState // the ledger's key and checkpointer; nil when read-only
+	local  localRoute   // gateway mail for hosted mailboxes (queue_local.go)
 
 	batches  atomic.Uint64
 	messages atomic.Uint64

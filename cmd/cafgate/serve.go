@@ -130,6 +130,8 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		return nil, fmt.Errorf("store of record: %w", err)
 	}
 	g = &gw{store: store, dir: dir, key: key, addrs: map[string]string{}, failed: make(chan error, 4)}
+	notifier := mailbox.NewNotifier()
+	store.RouteLocally(cfg.IMAP.Hosted, notifier.Notify) // gateway mail to hosted practitioners: their INBOX
 	in := intake.New(dir, store, store, log.With("part", "intake"), nil)
 	in.Events = store
 	id, err := loadIdentity(cfg.SMIME)
@@ -148,7 +150,6 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		g.shutdown(log)
 		return nil, err
 	}
-	notifier := mailbox.NewNotifier()
 	g.pipeline = deliver.New(deliver.Options{Store: store, Dir: dir, Validator: validator, Signer: id.signer(),
 		Hostname: cfg.Hostname, Queued: g.relay.Wake, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify,
 		Log: log.With("part", "delivery"),

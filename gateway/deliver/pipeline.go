@@ -25,6 +25,8 @@ type Store interface {
 	Message(ctx context.Context, id string) (*mailbox.Stored, error)
 	DecidePackage(ctx context.Context, at time.Time, sender *directory.Practitioner, to []mailbox.Addressee, p policy.Package) (*mailbox.PackageDecision, error)
 	RecordDecisions(ctx context.Context, messageID string, pd *mailbox.PackageDecision) error
+	SendReports(ctx context.Context, opt mailbox.ReportOptions) (int, error)
+	SendOverrideNotices(ctx context.Context, hostname string) (int, error)
 }
 
 // Validator checks a recipient's certificate for encryption.
@@ -46,18 +48,26 @@ type Options struct {
 	Delivered func(mail string)
 	// Notice builds the one-time-link notification for a recipient without a usable certificate;
 	// nil: such recipients wait (state "waiting"). Link sets the links' lifetime and download limit.
-	Notice   mailbox.BuildNotice
-	Link     mailbox.LinkRequest
-	Log      *slog.Logger
-	Now      func() time.Time
-	Interval time.Duration // how often to look for work when not kicked; default 2s
-	Batch    int           // recipients taken per round; default 64
+	Notice mailbox.BuildNotice
+	Link   mailbox.LinkRequest
+	// Reports say how the senders' delivery reports are sent (Hostname defaults to the pipeline's).
+	// With NoReports neither reports nor override notices are sent.
+	Reports   mailbox.ReportOptions
+	NoReports bool
+	// CheckpointEvery is the least time between two ledger checkpoints signed so that due reports'
+	// proofs are covered (a report waits for the next one); default 5s.
+	CheckpointEvery time.Duration
+	Log             *slog.Logger
+	Now             func() time.Time
+	Interval        time.Duration // how often to look for work when not kicked; default 2s
+	Batch           int           // recipients taken per round; default 64
 }
 
 // Pipeline is the delivery worker.
 type Pipeline struct {
-	opt  Options
-	kick chan struct{}
+	opt    Options
+	kick   chan struct{}
+	lastCP time.Time // when Tell last let the reports sign a checkpoint (Run's goroutine only)
 }
 
 // New returns a pipeline; Run starts it.
@@ -80,6 +90,12 @@ func New(opt Options) *Pipeline {
 	if opt.Delivered == nil {
 		opt.Delivered = func(string) {}
 	}
+	if opt.CheckpointEvery <= 0 {
+		opt.CheckpointEvery = 5 * time.Second
+	}
+	if opt.Reports.Hostname == "" {
+		opt.Reports.Hostname = opt.Hostname
+	}
 	return &Pipeline{opt: opt, kick: make(chan struct{}, 1)}
 }
 
@@ -98,6 +114,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for {
 		for p.Round(ctx) == p.opt.Batch && ctx.Err() == nil {
 		}
+		p.Tell(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -144,6 +161,32 @@ func (p *Pipeline) Round(ctx context.Context) int {
 		p.opt.Queued()
 	}
 	return len(work)
+}
+
+// Tell sends the override notices to lead professionals and the delivery reports that are due. They
+// are stored or queued from rows, so what a crash interrupts is sent on the next call.
+func (p *Pipeline) Tell(ctx context.Context) {
+	if p.opt.NoReports || ctx.Err() != nil {
+		return
+	}
+	if n, err := p.opt.Store.SendOverrideNotices(ctx, p.opt.Hostname); err != nil && ctx.Err() == nil {
+		p.opt.Log.Warn("delivery: override notices", "sent", n, "err", err)
+	} else if n > 0 {
+		p.opt.Log.Info("delivery: override notices sent", "count", n)
+		p.opt.Queued()
+	}
+	ro := p.opt.Reports
+	if now := p.opt.Now(); now.Sub(p.lastCP) < p.opt.CheckpointEvery {
+		ro.NoCheckpoint = true
+	} else {
+		p.lastCP = now
+	}
+	if n, err := p.opt.Store.SendReports(ctx, ro); err != nil && ctx.Err() == nil {
+		p.opt.Log.Warn("delivery: reports to senders", "sent", n, "err", err)
+	} else if n > 0 {
+		p.opt.Log.Info("delivery: reports to senders sent", "count", n)
+		p.opt.Queued() // those to senders not hosted here wait in the queue
+	}
 }
 
 func parseCerts(ders [][]byte) []*x509.Certificate {
