@@ -172,6 +172,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		g.imap = imapd.New(in, store, opt)
 	}
 	in.OnAccepted = g.pipeline.Kick
+	in.MDN = &intake.MDNOptions{Store: store, Hostname: cfg.Hostname, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify, Queued: g.relay.Wake}
 	g.runPipeline(log, func(ctx context.Context) { ph.RunExpiry(ctx, pc.ExpiryCheckInterval.D()) })
 	g.smtp = smtpd.New(in, smtpOptions(cfg, tlsConf, log))
 	childKey, err := mailbox.DeriveChildKey(key)
