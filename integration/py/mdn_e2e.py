@@ -6,8 +6,9 @@ package). The gateway must answer 250, record "read" in the ledger (`cafgate led
 notification on into Gwen's hosted mailbox (imaplib again) holding the receipt's fields and no package
 content. Bad receipts get a clear refusal and pass nothing on: one from a practitioner who did not
 receive the package, one with a forged Final-Recipient, one carrying the original message, one about
-an unknown message, one addressed to someone other than the sender, and a malformed one. A receipt
-sent twice is passed on and recorded once.
+an unknown message, one addressed to someone other than the sender, a malformed one, and one signed
+with someone else's certificate. A receipt sent twice is passed on and recorded once; one inside an
+S/MIME signature (`openssl cms -sign` with Rita's key) is recorded and passed on.
 """
 
 import email
@@ -18,6 +19,7 @@ import os
 import re
 import smtplib
 import subprocess
+import tempfile
 import time
 import unittest
 from email.mime.base import MIMEBase
@@ -62,15 +64,25 @@ class ReadReceipts(unittest.TestCase):
         cls.other = acc["priya.placeholder@health.cafgate.test"]
         cls.marker = "Body-Marker-" + os.urandom(6).hex()
         cls.sender_before = len(cls.inbox(cls.sender, wait_for=0))
+        cls.package, cls.copy_id = cls.deliver_package()
+
+    @classmethod
+    def deliver_package(cls):
+        """Gwen sends a package to Rita; returns its ID and the Message-ID of Rita's copy."""
         code, text = cls.submit(cls.sender, [cls.reader["mail"]],
                                 ("From: %s\r\nTo: %s\r\nSubject: %s mdn test\r\nMessage-ID: %s\r\n\r\n%s\r\n" % (
                                     cls.sender["mail"], cls.reader["mail"], DEV_EPISODE,
                                     make_msgid(domain="it.cafgate.test"), cls.marker)).encode())
         assert code == 250, (code, text)
-        cls.package = ACCEPTED.search(text).group(1).decode()
-        copies = cls.inbox(cls.reader, wait_for=1)
-        assert len(copies) == 1, copies
-        cls.copy_id = email.message_from_bytes(copies[0])["Message-ID"].strip()
+        package = ACCEPTED.search(text).group(1).decode()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            for raw in cls.inbox(cls.reader, wait_for=0):
+                mid = email.message_from_bytes(raw)["Message-ID"].strip()
+                if mid.startswith("<%s." % package):
+                    return package, mid
+            time.sleep(0.3)
+        raise AssertionError("the copy of %s never reached Rita's mailbox" % package)
 
     @classmethod
     def submit(cls, who, rcpts, data):
@@ -104,8 +116,8 @@ class ReadReceipts(unittest.TestCase):
             m.logout()
             time.sleep(0.3)
 
-    def read_events(self):
-        p = subprocess.run([self.env.bin, "ledger", "show", "--config", self.env.config, "--package", self.package,
+    def read_events(self, package=None):
+        p = subprocess.run([self.env.bin, "ledger", "show", "--config", self.env.config, "--package", package or self.package,
                             "--type", "read", "--reason", "integration test of read receipts", "--operator", "it",
                             "--json"], capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -163,6 +175,38 @@ class ReadReceipts(unittest.TestCase):
         self.assertIn("Disposition: manual-action/MDN-sent-manually; displayed", fields)
         self.assertNotIn(self.marker, fields)
         self.assertNotIn("IT mail client", fields, "the client's own text is not passed on")
+
+    def test_3_signed_receipt(self):
+        """A receipt inside an S/MIME signature (RFC 8098 section 3.2.1 allows it), made by `openssl cms`
+        with Rita's certificate: the signature is checked, the receipt recorded and passed on."""
+        package, copy_id = self.deliver_package()
+        r, s = self.reader["mail"], self.sender["mail"]
+        whole = email.message_from_bytes(build_mdn(r, s, copy_id))
+        entity = ("Content-Type: %s\r\n\r\n" % whole["Content-Type"]).encode() + \
+            whole.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n", 1)[1]
+        tmp = tempfile.mkdtemp()
+        src, dst = os.path.join(tmp, "mdn.part"), os.path.join(tmp, "signed.eml")
+        with open(src, "wb") as f:
+            f.write(entity)
+
+        def signed_by(who):
+            subprocess.run(["openssl", "cms", "-sign", "-binary", "-in", src, "-out", dst, "-signer", who["cert"],
+                            "-inkey", who["key"], "-md", "sha256"], check=True, capture_output=True)
+            with open(dst, "rb") as f:
+                signed = f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            head = ("From: %s\r\nTo: %s\r\nSubject: Read: CAF package\r\nDate: %s\r\nMessage-ID: %s\r\n" % (
+                r, s, formatdate(localtime=True), make_msgid(domain="client.it.cafgate.test"))).encode()
+            return head + signed
+
+        code, text = self.submit(self.reader, [s], signed_by(self.other))  # someone else's signature
+        self.assertEqual(code, 550, text)
+        self.assertEqual(self.read_events(package), [])
+        code, text = self.submit(self.reader, [s], signed_by(self.reader))
+        self.assertEqual(code, 250, text)
+        events = self.read_events(package)
+        self.assertEqual([e["data"]["recipient"] for e in events], [r])
+        notes = [m for m in self.inbox(self.sender, wait_for=self.sender_before + 2) if package.encode() in m]
+        self.assertEqual(len(notes), 1, "one notification for the signed receipt")
 
 
 if __name__ == "__main__":
