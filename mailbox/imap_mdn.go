@@ -6,6 +6,9 @@ package mailbox
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"database/sql"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -92,4 +95,32 @@ func mdnFields(raw []byte) (*MDN, bool) {
 		m.FinalRecipient = strings.ToLower(strings.Trim(strings.TrimSpace(addr), "<>"))
 	}
 	return m, true
+}
+
+// MDNOriginal is the package a read receipt answers.
+type MDNOriginal struct {
+	MessageID string // the accepted message (messages.id)
+	Sender    string // its sender's mail address (lower case)
+}
+
+// MDNOriginalTx returns the package whose copy with Message-ID mdn.OriginalMessageID went to from,
+// through the outbound queue or into from's hosted mailbox, read inside tx; nil when there is none (the
+// receipt is about nothing from received from the gateway).
+func (s *Store) MDNOriginalTx(ctx context.Context, tx *sql.Tx, from string, mdn *MDN) (*MDNOriginal, error) {
+	if mdn.OriginalMessageID == "" {
+		return nil, nil
+	}
+	pkg, err := packageSentTo(ctx, tx, mdn.OriginalMessageID, strings.ToLower(strings.TrimSpace(from)))
+	if err != nil || pkg == "" {
+		return nil, err
+	}
+	o := &MDNOriginal{MessageID: pkg}
+	err = tx.QueryRowContext(ctx, `SELECT lower(sender) FROM messages WHERE id = ?`, pkg).Scan(&o.Sender)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
 }

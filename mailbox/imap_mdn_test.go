@@ -102,3 +102,34 @@ func TestRecordReadTxThroughTheQueue(t *testing.T) {
 		t.Fatalf("read events %q", ev)
 	}
 }
+
+func TestMDNOriginalTx(t *testing.T) {
+	s := openTest(t, testOpts(t))
+	ctx := context.Background()
+	if err := s.Accept(ctx, msg("PKG-O", body(2))); err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("From: alice@agency.example\r\nTo: bob@council.example\r\nMessage-ID: <o-copy@cafgate.test>\r\n\r\nsealed\r\n")
+	if _, err := s.Enqueue(ctx, &Outbound{MessageID: "PKG-O", From: "alice@agency.example", Recipient: "bob@council.example", Content: content}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		from, original string
+		want           bool
+	}{
+		{"Bob@Council.example", "<o-copy@cafgate.test>", true},
+		{"carol@health.example", "<o-copy@cafgate.test>", false}, // a recipient of the package, not of this copy
+		{"bob@council.example", "<other@cafgate.test>", false},
+		{"bob@council.example", "", false},
+	} {
+		var got *MDNOriginal
+		err := s.Tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			got, err = s.MDNOriginalTx(ctx, tx, c.from, &MDN{OriginalMessageID: c.original, Type: "displayed"})
+			return err
+		})
+		if err != nil || (got != nil) != c.want || (got != nil && (got.MessageID != "PKG-O" || got.Sender != "alice@agency.example")) {
+			t.Errorf("%s about %s: %+v %v, want found=%v", c.from, c.original, got, err, c.want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"cafgate/directory"
 	"cafgate/directory/ldif"
 	"cafgate/gateway/api"
+	"cafgate/gateway/autoconfig"
 	"cafgate/gateway/deliver"
 	"cafgate/gateway/httpd"
 	"cafgate/gateway/imapd"
@@ -172,6 +173,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		g.imap = imapd.New(in, store, opt)
 	}
 	in.OnAccepted = g.pipeline.Kick
+	in.MDN = &intake.MDNOptions{Store: store, Hostname: cfg.Hostname, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify, Queued: g.relay.Wake}
 	g.runPipeline(log, func(ctx context.Context) { ph.RunExpiry(ctx, pc.ExpiryCheckInterval.D()) })
 	g.smtp = smtpd.New(in, smtpOptions(cfg, tlsConf, log))
 	childKey, err := mailbox.DeriveChildKey(key)
@@ -187,7 +189,11 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 	}
 	webTLS := tlsConf.Clone()
 	webTLS.ClientAuth = tls.RequestClientCert // API clients may sign in with a certificate (pinned by fingerprint)
-	g.web = httpd.New(webTLS, log.With("part", "https"), map[string]http.Handler{pickup.Prefix: ph, api.Prefix: apiH})
+	mounts := map[string]http.Handler{pickup.Prefix: ph, api.Prefix: apiH}
+	if err := autoconfig.Mount(mounts, autoconfig.FromConfig(cfg)); err != nil {
+		log.Warn("mail client autoconfig not served", "err", err)
+	}
+	g.web = httpd.New(webTLS, log.With("part", "https"), mounts)
 	for _, role := range []struct {
 		name, addr string
 		serve      func(net.Listener) error

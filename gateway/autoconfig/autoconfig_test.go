@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"cafgate/configs"
 )
 
 func TestDocument(t *testing.T) {
@@ -71,4 +73,28 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 	var _ http.Handler
+}
+
+func TestFromConfigAndMount(t *testing.T) {
+	cfg := &configs.Config{Hostname: "gw.example"}
+	cfg.IMAP.HostedDomains = []string{"council.example"}
+	cfg.IMAP.IMAPS, cfg.IMAP.IMAP = "127.0.0.1:10993", ""
+	cfg.SMTP.Submission, cfg.SMTP.Submissions = ":587", "127.0.0.1:0"
+	s := FromConfig(cfg)
+	if s.IMAPS != "127.0.0.1:10993" || s.IMAP != "" || s.Submission != ":587" || s.Submissions != "" || s.Hostname != "gw.example" {
+		t.Fatalf("%+v", s)
+	}
+	mounts := map[string]http.Handler{}
+	if err := Mount(mounts, s); err != nil || len(mounts) != len(Paths) {
+		t.Fatalf("%v %v", err, mounts)
+	}
+	cfg.IMAP.HostedDomains = nil
+	none := map[string]http.Handler{}
+	if err := Mount(none, FromConfig(cfg)); err != nil || len(none) != 0 {
+		t.Fatalf("no hosted domain: %v %v", err, none)
+	}
+	cfg.IMAP.HostedDomains, cfg.IMAP.IMAPS = []string{"council.example"}, ""
+	if err := Mount(map[string]http.Handler{}, FromConfig(cfg)); err == nil {
+		t.Fatal("hosted domains without an IMAP listener were mounted")
+	}
 }

@@ -53,6 +53,14 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.De
 		step.State = mailbox.StateRefused // lapsed or disabled since acceptance: receives nothing
 		return step, nil
 	}
+	copyBytes, err := p.buildCopy(pk, w, entry)
+	if errors.Is(err, pkg.ErrNothingAllowed) {
+		step.State = mailbox.StateRefused // consent lets none of this package's documents go to them
+		return step, nil
+	}
+	if err != nil {
+		return step, err
+	}
 	cert := p.usableCertificate(ctx, entry)
 	if cert == nil || p.opt.Signer == nil {
 		if p.opt.Notice == nil {
@@ -66,10 +74,6 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.De
 		step.State, step.Link, step.Notice = mailbox.StateNotified, &req, p.opt.Notice
 		step.LinkHosted = p.opt.Hosted(w.Recipient)
 		return step, nil
-	}
-	copyBytes, err := p.buildCopy(pk, w, entry)
-	if err != nil {
-		return step, err
 	}
 	var sealed bytes.Buffer
 	err = smime.Seal(&sealed, copyBytes, smime.SealOptions{Signer: p.opt.Signer,

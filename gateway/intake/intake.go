@@ -50,6 +50,7 @@ type Intake struct {
 	Events Events
 	// OnAccepted, when set, is told after each durable acceptance (the delivery pipeline's Kick).
 	OnAccepted func()
+	MDN        *MDNOptions // read receipts (mdn.go); nil: they are refused
 	Limits     pkg.Limits
 	Log        *slog.Logger
 	Now        func() time.Time
@@ -170,6 +171,9 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 	}
 	received := s.Content
 	s.Content = opened.Content // the package inside any S/MIME layers is what is stored and delivered
+	if IsMDN(s.Content) {
+		return in.acceptMDN(ctx, s) // a read receipt, not a package (mdn.go)
+	}
 	p, ferr := in.readPackage(s)
 	if ferr != nil {
 		return "", in.logged(ferr, s.Client, "data")
