@@ -77,10 +77,11 @@ func English() Text {
 		"locked.account": "Too many sign-ins for this mail address have failed, so it is locked. Ask your agency administrator to unlock it.",
 		"locked.ip":      "Too many failed attempts from your network. Please wait a few minutes and try again.",
 
-		"session.title":   "Please sign in again",
-		"session.ended":   "Your session has ended. Open the link in your notification again to sign in.",
-		"session.signout": "You have signed out.",
-		"session.form":    "This form had expired, so nothing was done. Please try again.",
+		"session.title":       "Please sign in again",
+		"session.ended":       "Your session has ended. Open the link in your notification again to sign in.",
+		"session.ended.links": "Your session has ended. Sign in again to see the links of packages you sent.",
+		"session.signout":     "You have signed out.",
+		"session.form":        "This form had expired, so nothing was done. Please try again.",
 
 		"error.title":     "Something went wrong",
 		"error.internal":  "Something went wrong on the gateway; nothing was shown or changed. Please try again later, and quote this reference if it keeps happening:",
