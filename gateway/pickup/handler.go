@@ -70,11 +70,11 @@ type Options struct {
 
 // Handler serves the pickup pages.
 type Handler struct {
-	opt      Options
-	mux      *http.ServeMux
-	pages    *renderer
-	ips      *ratelimit.Window
-	log      *slog.Logger
+	opt   Options
+	mux   *http.ServeMux
+	pages *renderer
+	ips   *ratelimit.Window
+	log   *slog.Logger
 }
 
 // New checks opt, fills its defaults and returns the handler.
