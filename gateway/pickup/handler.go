@@ -145,6 +145,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+Prefix+"package/reason", h.reason)
 	m.HandleFunc("POST "+Prefix+"package/download", h.download)
 	m.HandleFunc("POST "+Prefix+"signout", h.signOut)
+	m.HandleFunc("GET "+Prefix+"links", h.linksPage)
+	m.HandleFunc("POST "+Prefix+"links/signin", h.linksSignIn)
+	m.HandleFunc("POST "+Prefix+"links/{id}/revoke", h.revokeLink)
 	m.HandleFunc("GET "+Prefix+"static/pickup.css", h.style)
 	m.HandleFunc(Prefix, h.notFound)
 }

@@ -21,13 +21,15 @@ var styleSheet []byte
 
 // Page names (one template file each besides the layout).
 const (
-	pageSignIn    = "signin"
-	pageEnrol     = "enrol"
-	pageEnrolQR   = "enrol_qr"
-	pageEnrolDone = "enrol_done"
-	pageReason    = "reason"
-	pagePackage   = "package"
-	pageMessage   = "message"
+	pageSignIn      = "signin"
+	pageEnrol       = "enrol"
+	pageEnrolQR     = "enrol_qr"
+	pageEnrolDone   = "enrol_done"
+	pageReason      = "reason"
+	pagePackage     = "package"
+	pageMessage     = "message"
+	pageLinks       = "links"
+	pageLinksSignIn = "links_signin"
 )
 
 // pageData is what every template gets. Title, Error, Info and Message are text keys.
@@ -51,6 +53,8 @@ type pageData struct {
 	// the package page
 	Pkg     *packageView
 	SignOut string
+	// the links page
+	Links []linkView
 }
 
 // renderer holds one parsed template set per page.
@@ -66,7 +70,7 @@ func newRenderer(text Text) (*renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage} {
+	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage, pageLinks, pageLinksSignIn} {
 		body, err := fs.ReadFile(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
