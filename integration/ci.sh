@@ -38,7 +38,7 @@ echo "ci: go test -race (unit, fuzz seeds, integration against the built binary)
 # DevTools driver, has data races of its own between a tab's event loop and the actions run on it
 # (chromedp/chromedp#1638 and kin), which -race reports as a failure of whichever test is running.
 # The pickup server those tests drive is also exercised under -race by TestPickup* over urllib/curl.
-browser='^TestPickupInBrowser$'
+browser='^TestPickupInBrowser' # every Chromium test is named TestPickupInBrowser*
 go test -race -shuffle=on -timeout 20m -skip "$browser" ./...
 echo "ci: go test (headless Chromium against the pickup page)"
 go test -shuffle=on -timeout 10m -run "$browser" ./integration/
