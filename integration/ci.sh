@@ -16,6 +16,7 @@ command -v ldapsearch >/dev/null 2>&1 || need="$need ldap-utils"
 # Headless Chromium drives the pickup page; curl checks its headers.
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v testssl >/dev/null 2>&1 || need="$need testssl.sh" # TLS checks of the HTTPS listener (TestPickupTLSWithTestssl)
 # Postfix as the real receiving MTA of the relay tests (a private instance on a loopback port).
 { command -v postfix || [ -x /usr/sbin/postfix ]; } >/dev/null 2>&1 || need="$need postfix"
 if [ -n "$need" ]; then
