@@ -202,7 +202,7 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 
 // page returns the data every page starts from.
 func (h *Handler) page(title string) *pageData {
-	return &pageData{Lang: "en", Static: Prefix + "static/", Contact: h.opt.Contact, Title: title}
+	return &pageData{Lang: "en", Static: Prefix + "static/", LinksURL: Prefix + "links", Contact: h.opt.Contact, Title: title}
 }
 
 // message shows a page with one sentence (and a reference to quote, if any).

@@ -34,17 +34,19 @@ const (
 
 // pageData is what every template gets. Title, Error, Info and Message are text keys.
 type pageData struct {
-	Lang    string
-	Static  string // URL prefix of the style sheet
-	Contact string // how to report a mistake or ask for help (a mail address)
-	Title   string
-	Error   string
-	Info    string
-	Message string
-	Ref     string // an opaque reference the practitioner can quote (a fault ID)
-	CSRF    string
-	Action  string // the form's target
-	Mail    string // the mail address typed before, kept on a failed sign-in
+	Lang   string
+	Static string // URL prefix of the style sheet
+	// LinksURL is the links page, where senders and lead professionals withdraw links.
+	LinksURL string
+	Contact  string // how to report a mistake or ask for help (a mail address)
+	Title    string
+	Error    string
+	Info     string
+	Message  string
+	Ref      string // an opaque reference the practitioner can quote (a fault ID)
+	CSRF     string
+	Action   string // the form's target
+	Mail     string // the mail address typed before, kept on a failed sign-in
 	// sign-in and enrolment
 	EnrolURL string
 	QR       template.URL // data: URL of the QR code PNG

@@ -41,6 +41,7 @@ func English() Text {
 		"enrol.done":      "Your authenticator is set up.",
 		"enrol.continue":  "Continue to sign in",
 		"enrol.back":      "Open the link in your notification again to sign in.",
+		"enrol.links":     "Or sign in to see the links of packages you sent",
 
 		"reason.title":  "Why are you opening this package?",
 		"reason.intro":  "Access to these records is recorded. Please say briefly why you need them.",
