@@ -5,9 +5,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"cafgate/directory"
 )
 
 const alice = "alice@agency.example" // the sender of M1 in newEnv
@@ -124,5 +128,33 @@ func TestLinksSessionDoesNotOpenPackages(t *testing.T) {
 	pb, _ := signedIn(t, e)
 	if p := pb.get(Prefix + "links"); !strings.Contains(p.body, text("links.signin.intro")) {
 		t.Fatalf("links page with a package session: %d", p.status)
+	}
+}
+
+func TestADisabledSenderCannotRevoke(t *testing.T) {
+	var disabled atomic.Bool
+	e := newEnv(t, func(o *Options) {
+		o.Directory = lookupFunc(func(ctx context.Context, mail string) (*directory.Practitioner, error) {
+			return &directory.Practitioner{Mail: mail, Disabled: disabled.Load(), VettingValidUntil: time.Now().Add(time.Hour)}, nil
+		})
+	})
+	withAlice(t, e)
+	a := e.browser()
+	if p := a.linksSignIn(alice, "alice-password", e.code(alice, 0)); p.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", p.status)
+	}
+	list := a.get(Prefix + "links")
+	mustContain(t, list, e.link.ID)
+	disabled.Store(true)
+	p := a.post(Prefix+"links/"+e.link.ID+"/revoke", url.Values{"csrf": {list.csrf(t)}, "reason": {"x"}})
+	if p.status != http.StatusForbidden {
+		t.Fatalf("revocation by a disabled practitioner: %d", p.status)
+	}
+	if l, _ := e.store.LinkByID(context.Background(), e.link.ID); l.State != "active" {
+		t.Fatalf("link %s", l.State)
+	}
+	disabled.Store(false)
+	if q := a.get(Prefix + "links"); !strings.Contains(q.body, text("links.signin.intro")) {
+		t.Fatal("the session of a disabled practitioner survived")
 	}
 }
