@@ -16,6 +16,7 @@ command -v ldapsearch >/dev/null 2>&1 || need="$need ldap-utils"
 # Headless Chromium drives the pickup page; curl checks its headers.
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v testssl >/dev/null 2>&1 || need="$need testssl.sh" # TLS checks of the HTTPS listener (TestPickupTLSWithTestssl)
 # Postfix as the real receiving MTA of the relay tests (a private instance on a loopback port).
 { command -v postfix || [ -x /usr/sbin/postfix ]; } >/dev/null 2>&1 || need="$need postfix"
 if [ -n "$need" ]; then
@@ -38,7 +39,7 @@ echo "ci: go test -race (unit, fuzz seeds, integration against the built binary)
 # DevTools driver, has data races of its own between a tab's event loop and the actions run on it
 # (chromedp/chromedp#1638 and kin), which -race reports as a failure of whichever test is running.
 # The pickup server those tests drive is also exercised under -race by TestPickup* over urllib/curl.
-browser='^TestPickupInBrowser$'
+browser='^TestPickupInBrowser' # every Chromium test is named TestPickupInBrowser*
 go test -race -shuffle=on -timeout 20m -skip "$browser" ./...
 echo "ci: go test (headless Chromium against the pickup page)"
 go test -shuffle=on -timeout 10m -run "$browser" ./integration/

@@ -4,8 +4,9 @@ package integration
 // directory behind the real intake sign-in, the notification built and queued by mailbox.Notify, and
 // the pickup handler on an HTTPS server with a certificate from the development CA. Headless Chromium
 // follows the link from the queued notification (pickup_scenarios_test.go); curl checks the headers.
-// Unlike the rest of this package these tests link the gateway's packages: the pickup page is not yet
-// wired into the binary.
+// Unlike the rest of this package these tests link the gateway's packages, to move the gateway's clock
+// (expiry, TOTP steps) and to reach refusals quickly; the trip through the built binary is
+// pickup_binary_test.go (Chromium) and py/test_delivery.py (urllib).
 
 import (
 	"bytes"

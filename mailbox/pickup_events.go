@@ -194,6 +194,9 @@ func updateSignInCounters(ctx context.Context, tx *sql.Tx, e PickupSignIn, user 
 			locked_at = coalesce(locked_at, CASE WHEN failures + 1 >= ?3 THEN ?2 END)
 		RETURNING locked_at`, user, formatTime(now), e.AccountLimit).Scan(&locked)
 	out.AccountLocked = locked.Valid
+	if err == nil && out.AccountLocked {
+		_, err = endSessionsOfTx(ctx, tx, user) // a locked account keeps no session
+	}
 	return out, err
 }
 

@@ -129,3 +129,28 @@ func (s *Store) ListLinks(ctx context.Context, f LinkFilter) ([]Link, error) {
 	}
 	return out, classify(rows.Err())
 }
+
+// LinksRevocableBy returns the links mail may revoke as a practitioner, newest first: those still
+// active and not past their expiry at now, to packages mail sent or of episodes mail leads now.
+func (s *Store) LinksRevocableBy(ctx context.Context, mail string, now time.Time, limit int) ([]Link, error) {
+	mail = strings.ToLower(strings.TrimSpace(mail))
+	if limit <= 0 {
+		limit = 200
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+linkColumns+linkFrom+` LEFT JOIN episodes e ON e.ref = l.episode_ref
+		WHERE l.state = 'active' AND l.expires_at > ? AND (lower(m.sender) = ? OR lower(e.lead) = ?)
+		ORDER BY l.created_at DESC, l.id LIMIT ?`, formatTime(now), mail, mail, limit)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []Link
+	for rows.Next() {
+		var l Link
+		if err := scanLink(rows, &l); err != nil {
+			return nil, classifyPickup(err)
+		}
+		out = append(out, l)
+	}
+	return out, classify(rows.Err())
+}

@@ -53,28 +53,40 @@ func (s *Store) RevokeLink(ctx context.Context, id, by, reason string) error {
 // consent is withdrawn). With tx nil it runs in a transaction of its own; otherwise inside tx, so the
 // withdrawal and the revocations commit together. It returns how many links it revoked.
 func (s *Store) RevokeLinksForEpisode(ctx context.Context, tx *sql.Tx, ref, reason string) (int, error) {
-	return s.revokeWhere(ctx, tx, reason, `(episode_ref = ? OR message_id IN
+	return s.revokeWhere(ctx, tx, reason, nil, `(episode_ref = ? OR message_id IN
 		(SELECT message_id FROM decisions WHERE episode_ref = ?))`, ref, ref)
 }
 
 // RevokeLinksForRecipient revokes every active link issued to mail (automatic, when the directory
-// entry is disabled or removed). tx as for RevokeLinksForEpisode.
+// entry is disabled or removed) and ends every pickup session of mail. tx as for RevokeLinksForEpisode.
 func (s *Store) RevokeLinksForRecipient(ctx context.Context, tx *sql.Tx, mail, reason string) (int, error) {
-	return s.revokeWhere(ctx, tx, reason, `recipient = ?`, strings.ToLower(strings.TrimSpace(mail)))
+	mail = strings.ToLower(strings.TrimSpace(mail))
+	return s.revokeWhere(ctx, tx, reason, func(tx *sql.Tx) error {
+		_, err := endSessionsOfTx(ctx, tx, mail)
+		return err
+	}, `recipient = ?`, mail)
 }
 
-func (s *Store) revokeWhere(ctx context.Context, tx *sql.Tx, reason, where string, args ...any) (int, error) {
+// revokeWhere revokes the active links matching where, then runs also (if any) in the same transaction.
+func (s *Store) revokeWhere(ctx context.Context, tx *sql.Tx, reason string, also func(*sql.Tx) error, where string, args ...any) (int, error) {
 	reason = queueLine(reason)
 	if reason == "" {
 		return 0, fmt.Errorf("%w: a revocation says why", ErrInvalid)
 	}
+	run := func(tx *sql.Tx) (int, error) {
+		n, err := s.endLinks(ctx, tx, s.opt.Now(), LinkRevoked, RevokedByGateway, reason, where, args...)
+		if err == nil && also != nil {
+			err = also(tx)
+		}
+		return n, err
+	}
 	if tx != nil {
-		return s.endLinks(ctx, tx, s.opt.Now(), LinkRevoked, RevokedByGateway, reason, where, args...)
+		return run(tx)
 	}
 	var n int
 	err := s.pickupTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = s.endLinks(ctx, tx, s.opt.Now(), LinkRevoked, RevokedByGateway, reason, where, args...)
+		n, err = run(tx)
 		return err
 	})
 	return n, err
@@ -130,6 +142,9 @@ func (s *Store) endLinks(ctx context.Context, tx *sql.Tx, at time.Time, state, b
 		if err != nil {
 			return 0, err
 		}
+		if err := endSessionsOfLinkTx(ctx, tx, e.id); err != nil {
+			return 0, err
+		}
 	}
 	return len(list), nil
 }
@@ -143,4 +158,37 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// RevokeLinkAs revokes link id for the practitioner mail, who must have sent its package or lead its
+// episode now; the check and the revocation are one transaction. by names mail (and where), for the
+// ledger; reason is required. A link mail may not revoke gives ErrLinkNotFound, as an unknown one does,
+// so nothing is told about links of others; an ended one ErrLinkRevoked or ErrLinkExpired.
+func (s *Store) RevokeLinkAs(ctx context.Context, id, mail, by, reason string) error {
+	mail = strings.ToLower(strings.TrimSpace(mail))
+	reason = queueLine(reason)
+	if !ValidAddress(mail) || strings.TrimSpace(by) == "" || reason == "" {
+		return fmt.Errorf("%w: a revocation names who revoked the link and why", ErrInvalid)
+	}
+	return s.pickupTx(ctx, func(tx *sql.Tx) error {
+		var state string
+		var may bool
+		err := tx.QueryRowContext(ctx, `SELECT l.state, (lower(m.sender) = ?2 OR coalesce(lower(e.lead), '') = ?2)
+			FROM pickup_links l JOIN messages m ON m.id = l.message_id LEFT JOIN episodes e ON e.ref = l.episode_ref
+			WHERE l.id = ?1`, id, mail).Scan(&state, &may)
+		if err == sql.ErrNoRows || (err == nil && !may) {
+			return fmt.Errorf("%w: %s (for %s)", ErrLinkNotFound, id, mail)
+		}
+		if err != nil {
+			return err
+		}
+		switch state {
+		case LinkRevoked:
+			return fmt.Errorf("%w: %s was already revoked", ErrLinkRevoked, id)
+		case LinkExpired:
+			return fmt.Errorf("%w: %s has expired", ErrLinkExpired, id)
+		}
+		_, err = s.endLinks(ctx, tx, s.opt.Now(), LinkRevoked, queueLine(by), reason, `id = ?`, id)
+		return err
+	})
 }

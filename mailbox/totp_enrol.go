@@ -78,7 +78,10 @@ func (s *Store) IssueEnrolment(ctx context.Context, mail, by string, lifetime ti
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM pickup_lockouts WHERE mail = ?`, mail)
+		if _, err = tx.ExecContext(ctx, `DELETE FROM pickup_lockouts WHERE mail = ?`, mail); err != nil {
+			return err
+		}
+		_, err = endSessionsOfTx(ctx, tx, mail) // a reset authenticator (a lost phone) ends every session
 		return err
 	})
 	if err != nil {
@@ -196,9 +199,18 @@ func (s *Store) ImportTOTPSecret(ctx context.Context, mail, secret string) error
 	}
 	return s.pickupTx(ctx, func(tx *sql.Tx) error {
 		var gen int64
-		err := tx.QueryRowContext(ctx, `SELECT generation FROM totp_factors WHERE mail = ?`, mail).Scan(&gen)
+		var nonce, sealed []byte
+		err := tx.QueryRowContext(ctx, `SELECT generation, secret_nonce, secret FROM totp_factors WHERE mail = ?`, mail).Scan(&gen, &nonce, &sealed)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		if sealed != nil {
+			// The same secret again (`cafgate dev` imports at every start): keep it and its last
+			// accepted step, so a code used before a restart is not accepted again after it.
+			if old, err := s.seal.openWith(totpAAD(mail, gen, false), nonce, sealed); err == nil &&
+				subtle.ConstantTimeCompare(old, []byte(secret)) == 1 {
+				return nil
+			}
 		}
 		return s.setSecret(ctx, tx, mail, gen+1, []byte(secret), 0, s.opt.Now())
 	})
@@ -236,4 +248,35 @@ func (s *Store) TOTPStatusOf(ctx context.Context, mail string) (*TOTPStatus, err
 		return nil, err
 	}
 	return &st, nil
+}
+
+// PendingEnrolment returns the authenticator key StartEnrolment made for mail and that still awaits
+// its first code, to show again (the enrolment page after a reload, or on another node). issuer names
+// the gateway in the app. ErrEnrolmentRefused when no enrolment is under way (reset or completed).
+func (s *Store) PendingEnrolment(ctx context.Context, mail, issuer string) (*otp.Key, error) {
+	var gen int64
+	var nonce, sealed []byte
+	err := s.rdb.QueryRowContext(ctx, `SELECT generation, pending_nonce, pending FROM totp_factors
+		WHERE mail = ? AND pending IS NOT NULL AND enrol_hash IS NOT NULL`, mail).Scan(&gen, &nonce, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrEnrolmentRefused
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	secret, err := s.seal.openWith(totpAAD(mail, gen, true), nonce, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return totpKey(issuer, mail, string(secret))
+}
+
+// totpKey builds the key totp.Generate makes for these values (SHA-1, 6 digits, 30 s).
+func totpKey(issuer, mail, secret string) (*otp.Key, error) {
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimRight(secret, "="))
+	if err != nil {
+		return nil, fmt.Errorf("%w: pending TOTP secret of %s", ErrCorrupt, mail)
+	}
+	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: mail, Secret: b,
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }

@@ -194,4 +194,20 @@ func TestImportTOTPSecret(t *testing.T) {
 	if err := s.VerifyTOTP(ctx, "bob@council.example", code(t, key.Secret(), now), now); err != nil {
 		t.Fatal(err)
 	}
+	// Importing the same secret again (every start of `cafgate dev`) keeps the last accepted step:
+	// the code just used is still refused.
+	if err := s.ImportTOTPSecret(ctx, "bob@council.example", key.Secret()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyTOTP(ctx, "bob@council.example", code(t, key.Secret(), now), now); !errors.Is(err, ErrTOTPReplayed) {
+		t.Fatalf("a code replayed after re-importing the same secret: %v", err)
+	}
+	// A different secret replaces it.
+	other, _ := totp.Generate(totp.GenerateOpts{Issuer: "dev", AccountName: "bob@council.example"})
+	if err := s.ImportTOTPSecret(ctx, "bob@council.example", other.Secret()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyTOTP(ctx, "bob@council.example", code(t, other.Secret(), now), now); err != nil {
+		t.Fatalf("the new secret: %v", err)
+	}
 }

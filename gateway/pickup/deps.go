@@ -31,6 +31,20 @@ type Store interface {
 	ConfirmEnrolment(ctx context.Context, mail, code string, now time.Time) error
 	// ExpireLinks marks links past their expiry (RunExpiry calls it).
 	ExpireLinks(ctx context.Context) (int, error)
+	// PendingEnrolment returns the key of an enrolment awaiting its first code (ErrEnrolmentRefused).
+	PendingEnrolment(ctx context.Context, mail, issuer string) (*otp.Key, error)
+
+	// Sessions (mailbox/session.go): only a hash of the cookie's secret is stored.
+	CreateSession(ctx context.Context, n mailbox.NewSession, now time.Time) (string, *mailbox.Session, error)
+	// SessionByCookie returns a live session and marks it used (mailbox.ErrSessionNotFound).
+	SessionByCookie(ctx context.Context, cookie string, now time.Time) (*mailbox.Session, error)
+	SetSessionReason(ctx context.Context, id, reason string) error
+	EndSession(ctx context.Context, id string) error
+	PurgeSessions(ctx context.Context, now time.Time) (int, error)
+
+	// The links page: links a practitioner may revoke, and revoking one as them.
+	LinksRevocableBy(ctx context.Context, mail string, now time.Time, limit int) ([]mailbox.Link, error)
+	RevokeLinkAs(ctx context.Context, id, mail, by, reason string) error
 }
 
 var _ Store = (*mailbox.Store)(nil)

@@ -31,7 +31,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		h.message(w, r, http.StatusForbidden, "session.title", "session.form", "")
 		return
 	}
-	if h.opt.ReasonRequired && s.reason == "" {
+	if h.opt.ReasonRequired && s.Reason == "" {
 		h.reasonForm(w, r, http.StatusOK, s, "")
 		return
 	}
@@ -45,8 +45,8 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(f.body)
-	err = h.opt.Store.RecordPickup(r.Context(), l.ID, mailbox.Pickup{Recipient: s.mail, Remote: clientIP(r),
-		Action: f.action, Document: f.n, Digest: hex.EncodeToString(sum[:]), Reason: s.reason})
+	err = h.opt.Store.RecordPickup(r.Context(), l.ID, mailbox.Pickup{Recipient: s.Mail, Remote: clientIP(r),
+		Action: f.action, Document: f.n, Digest: hex.EncodeToString(sum[:]), Reason: s.Reason})
 	if !h.pickupRecorded(w, r, err) {
 		return
 	}

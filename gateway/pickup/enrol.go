@@ -71,7 +71,7 @@ func (h *Handler) enrolStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.User = p.Mail
-	key, err := h.opt.Store.StartEnrolment(ctx, p.Mail, r.PostFormValue("enrolcode"), h.opt.Issuer, h.opt.Now())
+	_, err = h.opt.Store.StartEnrolment(ctx, p.Mail, r.PostFormValue("enrolcode"), h.opt.Issuer, h.opt.Now())
 	if errors.Is(err, mailbox.ErrEnrolmentRefused) {
 		h.refused(w, r, a, reasonBadEnrolCode, again)
 		return
@@ -80,24 +80,35 @@ func (h *Handler) enrolStart(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "starting an enrolment", err)
 		return
 	}
-	h.sessions.drop(r)
-	v := h.sessions.create(&session{kind: kindEnrol, mail: p.Mail, key: key, token: token})
-	setCookie(w, sessionCookie, v, 0)
+	if err := h.startSession(w, r, mailbox.NewSession{Kind: kindEnrol, Mail: p.Mail, Return: token}); err != nil {
+		h.internal(w, r, "opening an enrolment session", err)
+		return
+	}
 	http.Redirect(w, r, Prefix+"enrol/confirm", http.StatusSeeOther)
 }
 
 // enrolQR shows the secret of the enrolment under way.
 func (h *Handler) enrolQR(w http.ResponseWriter, r *http.Request) {
-	s := h.sessions.get(r, kindEnrol)
+	s := h.sessionOrEnded(w, r, kindEnrol)
 	if s == nil {
-		h.message(w, r, http.StatusUnauthorized, "session.title", "session.ended", "")
 		return
 	}
 	h.qrPage(w, r, http.StatusOK, s, "")
 }
 
 func (h *Handler) qrPage(w http.ResponseWriter, r *http.Request, status int, s *session, errKey string) {
-	img, err := s.key.Image(240, 240)
+	key, err := h.opt.Store.PendingEnrolment(r.Context(), s.Mail, h.opt.Issuer)
+	if errors.Is(err, mailbox.ErrEnrolmentRefused) {
+		// Reset or completed elsewhere meanwhile.
+		h.dropSession(r)
+		h.message(w, r, http.StatusConflict, "session.title", "enrol.failed", "")
+		return
+	}
+	if err != nil {
+		h.internal(w, r, "reading the enrolment", err)
+		return
+	}
+	img, err := key.Image(240, 240)
 	if err != nil {
 		h.internal(w, r, "drawing a QR code", err)
 		return
@@ -111,8 +122,8 @@ func (h *Handler) qrPage(w http.ResponseWriter, r *http.Request, status int, s *
 	d.Error = errKey
 	// A data: URL built here from PNG bytes only; the CSP allows data: for images and nothing else.
 	d.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()))
-	d.Secret = groupSecret(s.key.Secret())
-	d.CSRF = s.csrf
+	d.Secret = groupSecret(key.Secret())
+	d.CSRF = s.CSRF
 	d.Action = Prefix + "enrol/confirm"
 	h.render(w, status, pageEnrolQR, d)
 }
@@ -120,9 +131,8 @@ func (h *Handler) qrPage(w http.ResponseWriter, r *http.Request, status int, s *
 // enrolConfirm takes the first code of the new secret and, when it is right, makes it the
 // practitioner's authenticator.
 func (h *Handler) enrolConfirm(w http.ResponseWriter, r *http.Request) {
-	s := h.sessions.get(r, kindEnrol)
+	s := h.sessionOrEnded(w, r, kindEnrol)
 	if s == nil {
-		h.message(w, r, http.StatusUnauthorized, "session.title", "session.ended", "")
 		return
 	}
 	if !sessionTokenOK(r, s) {
@@ -132,15 +142,15 @@ func (h *Handler) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	if h.ipBlocked(w, r) {
 		return
 	}
-	a := mailbox.PickupSignIn{User: s.mail, Remote: clientIP(r), Via: viaEnrol, AccountLimit: h.opt.AccountFailures}
-	err := h.opt.Store.ConfirmEnrolment(r.Context(), s.mail, r.PostFormValue("code"), h.opt.Now())
+	a := mailbox.PickupSignIn{User: s.Mail, Remote: clientIP(r), Via: viaEnrol, AccountLimit: h.opt.AccountFailures}
+	err := h.opt.Store.ConfirmEnrolment(r.Context(), s.Mail, r.PostFormValue("code"), h.opt.Now())
 	switch {
 	case errors.Is(err, mailbox.ErrTOTPRefused):
 		h.refused(w, r, a, reasonBadCode, func() { h.qrPage(w, r, http.StatusUnauthorized, s, "enrol.qr.failed") })
 		return
 	case errors.Is(err, mailbox.ErrEnrolmentRefused):
 		// Reset or completed elsewhere meanwhile.
-		h.sessions.drop(r)
+		h.dropSession(r)
 		h.message(w, r, http.StatusConflict, "session.title", "enrol.failed", "")
 		return
 	case err != nil:
@@ -152,13 +162,13 @@ func (h *Handler) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "recording an enrolment", err)
 		return
 	}
-	h.sessions.drop(r)
+	h.dropSession(r)
 	setCookie(w, sessionCookie, "", -1)
 	h.log.Info("pickup: authenticator enrolled", "remote", a.Remote)
 	d := h.page("enrol.qr.title")
 	d.Title = "enrol.title"
-	if s.token != "" {
-		d.Continue = Prefix + "l/" + s.token
+	if s.Return != "" {
+		d.Continue = Prefix + "l/" + s.Return
 	}
 	h.render(w, http.StatusOK, pageEnrolDone, d)
 }

@@ -22,6 +22,7 @@ import (
 
 	"cafgate/gateway/fault"
 	"cafgate/gateway/ratelimit"
+	"cafgate/mailbox"
 )
 
 // Prefix is the path under which the handler serves; links are Prefix + "l/" + token.
@@ -53,7 +54,8 @@ type Options struct {
 	ReasonRequired bool
 	SessionIdle    time.Duration // default 10m
 	SessionMax     time.Duration // default 1h
-	MaxSessions    int           // default 10000
+	// MaxSessions bounds the open sessions of one practitioner; a new one ends the oldest. Default 10.
+	MaxSessions int
 	// IPFailures refused attempts from one address (IPv4, or IPv6 /64) within IPWindow block it
 	// until the window passes. Defaults 20 and 15m.
 	IPFailures int
@@ -68,12 +70,11 @@ type Options struct {
 
 // Handler serves the pickup pages.
 type Handler struct {
-	opt      Options
-	mux      *http.ServeMux
-	pages    *renderer
-	sessions *sessions
-	ips      *ratelimit.Window
-	log      *slog.Logger
+	opt   Options
+	mux   *http.ServeMux
+	pages *renderer
+	ips   *ratelimit.Window
+	log   *slog.Logger
 }
 
 // New checks opt, fills its defaults and returns the handler.
@@ -92,8 +93,7 @@ func New(opt Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{opt: opt, mux: http.NewServeMux(), pages: pages, log: opt.Log,
-		sessions: newSessions(opt.SessionIdle, opt.SessionMax, opt.MaxSessions, opt.Now),
-		ips:      ratelimit.NewWindow(opt.IPWindow, opt.IPFailures, 100_000, opt.Now)}
+		ips: ratelimit.NewWindow(opt.IPWindow, opt.IPFailures, 100_000, opt.Now)}
 	h.routes()
 	return h, nil
 }
@@ -122,7 +122,7 @@ func withDefaults(o Options) Options {
 	for _, d := range []struct {
 		v   *int
 		def int
-	}{{&o.MaxSessions, 10_000}, {&o.IPFailures, 20},
+	}{{&o.MaxSessions, mailbox.DefaultSessionsPerPractitioner}, {&o.IPFailures, 20},
 		{&o.AccountFailures, 10}, {&o.LinkFailures, 10}} {
 		if *d.v <= 0 {
 			*d.v = d.def
@@ -145,6 +145,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+Prefix+"package/reason", h.reason)
 	m.HandleFunc("POST "+Prefix+"package/download", h.download)
 	m.HandleFunc("POST "+Prefix+"signout", h.signOut)
+	m.HandleFunc("GET "+Prefix+"links", h.linksPage)
+	m.HandleFunc("POST "+Prefix+"links/signin", h.linksSignIn)
+	m.HandleFunc("POST "+Prefix+"links/{id}/revoke", h.revokeLink)
 	m.HandleFunc("GET "+Prefix+"static/pickup.css", h.style)
 	m.HandleFunc(Prefix, h.notFound)
 }
@@ -166,7 +169,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// RunExpiry marks expired links (with their ledger events) every interval until ctx ends.
+// RunExpiry marks expired links (with their ledger events, ending their sessions) and deletes
+// sessions ended by idleness or age, every interval until ctx ends.
 func (h *Handler) RunExpiry(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -175,6 +179,9 @@ func (h *Handler) RunExpiry(ctx context.Context, every time.Duration) {
 			h.log.Warn("pickup: expiring links", "err", err)
 		} else if n > 0 {
 			h.log.Info("pickup: links expired", "count", n)
+		}
+		if _, err := h.opt.Store.PurgeSessions(ctx, h.opt.Now()); err != nil && ctx.Err() == nil {
+			h.log.Warn("pickup: purging ended sessions", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -195,7 +202,7 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 
 // page returns the data every page starts from.
 func (h *Handler) page(title string) *pageData {
-	return &pageData{Lang: "en", Static: Prefix + "static/", Contact: h.opt.Contact, Title: title}
+	return &pageData{Lang: "en", Static: Prefix + "static/", LinksURL: Prefix + "links", Contact: h.opt.Contact, Title: title}
 }
 
 // message shows a page with one sentence (and a reference to quote, if any).

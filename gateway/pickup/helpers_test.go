@@ -161,6 +161,7 @@ type browser struct {
 	e   *env
 	c   *http.Client
 	hdr http.Header // extra request headers
+	url string      // the server asked; default e.srv.URL
 }
 
 func (e *env) browser() *browser {
@@ -184,7 +185,11 @@ func (b *browser) do(method, path string, form url.Values) *page {
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequest(method, b.e.srv.URL+path, body)
+	base := b.e.srv.URL
+	if b.url != "" {
+		base = b.url
+	}
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		b.e.t.Fatal(err)
 	}

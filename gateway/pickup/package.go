@@ -45,19 +45,18 @@ const dateLayout = "2 January 2006 at 15:04 MST"
 // packageSession returns the package session and its link when both may still be used; otherwise it
 // shows why and returns false. usedUpOK lets a link with no downloads left through (for viewing).
 func (h *Handler) packageSession(w http.ResponseWriter, r *http.Request, usedUpOK bool) (*session, *mailbox.Link, bool) {
-	s := h.sessions.get(r, kindPackage)
+	s := h.sessionOrEnded(w, r, kindPackage)
 	if s == nil {
-		h.message(w, r, http.StatusUnauthorized, "session.title", "session.ended", "")
 		return nil, nil, false
 	}
-	l, err := h.opt.Store.LinkByID(r.Context(), s.linkID)
+	l, err := h.opt.Store.LinkByID(r.Context(), s.LinkID)
 	if err != nil {
 		h.internal(w, r, "reading a link", err)
 		return nil, nil, false
 	}
 	if err := l.Usable(h.opt.Now()); err != nil && !(usedUpOK && errors.Is(err, mailbox.ErrLinkUsedUp)) {
 		if !errors.Is(err, mailbox.ErrLinkUsedUp) {
-			h.sessions.drop(r) // a used-up link may still show its page
+			h.dropSession(r) // a used-up link may still show its page
 		}
 		h.gone(w, r, err)
 		return nil, nil, false
@@ -74,7 +73,7 @@ func (h *Handler) stillPermitted(w http.ResponseWriter, r *http.Request, s *sess
 	if h.opt.Directory == nil {
 		return true
 	}
-	p, err := h.opt.Directory.Lookup(r.Context(), s.mail)
+	p, err := h.opt.Directory.Lookup(r.Context(), s.Mail)
 	if errors.Is(err, directory.ErrUnavailable) {
 		h.message(w, r, http.StatusServiceUnavailable, "error.title", "error.directory", "")
 		return false
@@ -83,8 +82,8 @@ func (h *Handler) stillPermitted(w http.ResponseWriter, r *http.Request, s *sess
 		err = p.Standing(h.opt.Now())
 	}
 	if err != nil {
-		h.log.Info("pickup: practitioner no longer permitted", "link", s.linkID, "err", err)
-		h.sessions.drop(r)
+		h.log.Info("pickup: practitioner no longer permitted", "link", s.LinkID, "err", err)
+		h.dropSession(r)
 		h.message(w, r, http.StatusForbidden, "gone.title", "gone.withdrawn", "")
 		return false
 	}
@@ -97,7 +96,7 @@ func (h *Handler) packagePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if h.opt.ReasonRequired && s.reason == "" {
+	if h.opt.ReasonRequired && s.Reason == "" {
 		h.reasonForm(w, r, http.StatusOK, s, "")
 		return
 	}
@@ -105,26 +104,26 @@ func (h *Handler) packagePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := h.opt.Store.RecordPickup(r.Context(), l.ID, mailbox.Pickup{Recipient: s.mail, Remote: clientIP(r),
-		Action: mailbox.PickupView, Reason: s.reason})
+	err := h.opt.Store.RecordPickup(r.Context(), l.ID, mailbox.Pickup{Recipient: s.Mail, Remote: clientIP(r),
+		Action: mailbox.PickupView, Reason: s.Reason})
 	if !h.pickupRecorded(w, r, err) {
 		return
 	}
 	d := h.page("package.title")
-	d.CSRF, d.Action, d.SignOut = s.csrf, Prefix+"package/download", Prefix+"signout"
+	d.CSRF, d.Action, d.SignOut = s.CSRF, Prefix+"package/download", Prefix+"signout"
 	d.Pkg = h.view(l, c)
 	h.render(w, http.StatusOK, pagePackage, d)
 }
 
 // contents asks the source for what the recipient may see now.
 func (h *Handler) contents(w http.ResponseWriter, r *http.Request, s *session, l *mailbox.Link) (*Contents, bool) {
-	c, err := h.opt.Source.Contents(r.Context(), l.MessageID, s.mail)
+	c, err := h.opt.Source.Contents(r.Context(), l.MessageID, s.Mail)
 	if err == nil && (c == nil || len(c.Documents) == 0) {
 		err = ErrNotAllowed
 	}
 	if errors.Is(err, ErrNotAllowed) {
 		h.log.Info("pickup: nothing of the package may be shown any more", "link", l.ID)
-		h.sessions.drop(r)
+		h.dropSession(r)
 		h.gone(w, r, err)
 		return nil, false
 	}
@@ -143,7 +142,7 @@ func (h *Handler) pickupRecorded(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, mailbox.ErrLinkExpired), errors.Is(err, mailbox.ErrLinkRevoked), errors.Is(err, mailbox.ErrLinkUsedUp):
 		h.gone(w, r, err)
 	case errors.Is(err, mailbox.ErrLinkNotFound):
-		h.sessions.drop(r)
+		h.dropSession(r)
 		h.message(w, r, http.StatusUnauthorized, "session.title", "session.ended", "")
 	default:
 		h.internal(w, r, "recording a pick-up", err)
@@ -163,7 +162,7 @@ func (h *Handler) view(l *mailbox.Link, c *Contents) *packageView {
 
 func (h *Handler) reasonForm(w http.ResponseWriter, r *http.Request, status int, s *session, errKey string) {
 	d := h.page("reason.title")
-	d.Error, d.CSRF, d.Action = errKey, s.csrf, Prefix+"package/reason"
+	d.Error, d.CSRF, d.Action = errKey, s.CSRF, Prefix+"package/reason"
 	h.render(w, status, pageReason, d)
 }
 
@@ -182,7 +181,13 @@ func (h *Handler) reason(w http.ResponseWriter, r *http.Request) {
 		h.reasonForm(w, r, http.StatusUnprocessableEntity, s, "reason.empty")
 		return
 	}
-	h.sessions.setReason(r, reason)
+	if err := h.opt.Store.SetSessionReason(r.Context(), s.ID, reason); errors.Is(err, mailbox.ErrSessionNotFound) {
+		h.message(w, r, http.StatusUnauthorized, "session.title", "session.ended", "")
+		return
+	} else if err != nil {
+		h.internal(w, r, "recording the reason for access", err)
+		return
+	}
 	http.Redirect(w, r, Prefix+"package", http.StatusSeeOther)
 }
 
@@ -197,15 +202,16 @@ func cleanReason(s string) string {
 
 // signOut ends the session.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	s := h.sessions.get(r, kindPackage)
-	if s == nil {
-		s = h.sessions.get(r, kindEnrol)
+	s, err := h.session(r, "")
+	if err != nil {
+		h.internal(w, r, "reading a session", err)
+		return
 	}
 	if s != nil && !sessionTokenOK(r, s) {
 		h.message(w, r, http.StatusForbidden, "session.title", "session.form", "")
 		return
 	}
-	h.sessions.drop(r)
+	h.dropSession(r)
 	setCookie(w, sessionCookie, "", -1)
 	h.message(w, r, http.StatusOK, "session.title", "session.signout", "")
 }

@@ -155,9 +155,14 @@ func TestWithdrawnAndRevokedAfterSignIn(t *testing.T) {
 	if _, err := e2.store.RevokeLinksForRecipient(context.Background(), nil, bob, "directory entry disabled"); err != nil {
 		t.Fatal(err)
 	}
+	// Revoking the link ended its session: nothing more is shown, whatever the browser sends.
 	d = b2.post(Prefix+"package/download", url.Values{"csrf": {p2.csrf(t)}, "doc": {"1"}})
-	if d.status != http.StatusGone || strings.Contains(d.body, "PDF") {
+	if d.status != http.StatusUnauthorized || strings.Contains(d.body, "PDF") {
 		t.Fatalf("download after revocation: %d", d.status)
+	}
+	mustContain(t, d, text("session.ended"))
+	if n, _ := e2.store.CountSessions(context.Background(), bob); n != 0 {
+		t.Fatalf("%d sessions of bob left after his links were revoked", n)
 	}
 }
 

@@ -21,28 +21,32 @@ var styleSheet []byte
 
 // Page names (one template file each besides the layout).
 const (
-	pageSignIn    = "signin"
-	pageEnrol     = "enrol"
-	pageEnrolQR   = "enrol_qr"
-	pageEnrolDone = "enrol_done"
-	pageReason    = "reason"
-	pagePackage   = "package"
-	pageMessage   = "message"
+	pageSignIn      = "signin"
+	pageEnrol       = "enrol"
+	pageEnrolQR     = "enrol_qr"
+	pageEnrolDone   = "enrol_done"
+	pageReason      = "reason"
+	pagePackage     = "package"
+	pageMessage     = "message"
+	pageLinks       = "links"
+	pageLinksSignIn = "links_signin"
 )
 
 // pageData is what every template gets. Title, Error, Info and Message are text keys.
 type pageData struct {
-	Lang    string
-	Static  string // URL prefix of the style sheet
-	Contact string // how to report a mistake or ask for help (a mail address)
-	Title   string
-	Error   string
-	Info    string
-	Message string
-	Ref     string // an opaque reference the practitioner can quote (a fault ID)
-	CSRF    string
-	Action  string // the form's target
-	Mail    string // the mail address typed before, kept on a failed sign-in
+	Lang   string
+	Static string // URL prefix of the style sheet
+	// LinksURL is the links page, where senders and lead professionals withdraw links.
+	LinksURL string
+	Contact  string // how to report a mistake or ask for help (a mail address)
+	Title    string
+	Error    string
+	Info     string
+	Message  string
+	Ref      string // an opaque reference the practitioner can quote (a fault ID)
+	CSRF     string
+	Action   string // the form's target
+	Mail     string // the mail address typed before, kept on a failed sign-in
 	// sign-in and enrolment
 	EnrolURL string
 	QR       template.URL // data: URL of the QR code PNG
@@ -51,6 +55,8 @@ type pageData struct {
 	// the package page
 	Pkg     *packageView
 	SignOut string
+	// the links page
+	Links []linkView
 }
 
 // renderer holds one parsed template set per page.
@@ -66,7 +72,7 @@ func newRenderer(text Text) (*renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage} {
+	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage, pageLinks, pageLinksSignIn} {
 		body, err := fs.ReadFile(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, err

@@ -1,21 +1,21 @@
-// Sessions and CSRF tokens. A session lives in the handler's memory (a restart signs everyone out),
-// keyed by the SHA-256 of a 256-bit random cookie value; the cookie is Secure, HttpOnly,
-// SameSite=Strict, __Host- prefixed and has no lifetime of its own: the server ends a session after
-// an idle time and a maximum age. Forms before a session carry a token equal to a second such cookie
-// (double submit); forms in a session carry the session's own token.
+// Sessions and CSRF tokens. Sessions live in the store of record (mailbox/session.go), so a restart
+// signs nobody out and every node serving the page sees the same ones; the store keeps only a hash of
+// the cookie's secret and compares it in constant time. The cookie is Secure, HttpOnly,
+// SameSite=Strict, __Host- prefixed and has no lifetime of its own: the store ends a session after an
+// idle time and a maximum age, at sign-out, and when its link is revoked or expires. Forms before a
+// session carry a token equal to a second such cookie (double submit); forms in a session carry the
+// session's own token, derived from its cookie.
 
 package pickup
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
-	"sync"
-	"time"
 
-	"github.com/pquerna/otp"
+	"cafgate/mailbox"
 )
 
 // Cookie names. __Host- means: Secure, Path=/, no Domain, so no other host can set or read them.
@@ -26,39 +26,13 @@ const (
 
 // Session kinds.
 const (
-	kindPackage = "package" // signed in through a link, both factors given
-	kindEnrol   = "enrol"   // password and enrolment code given, QR shown, first code awaited
+	kindPackage = mailbox.SessionPackage // signed in through a link, both factors given
+	kindEnrol   = mailbox.SessionEnrol   // password and enrolment code given, QR shown, first code awaited
+	kindLinks   = mailbox.SessionLinks   // signed in with both factors to revoke links of packages sent or led
 )
 
-// session is one signed-in practitioner (or one enrolment under way).
-type session struct {
-	kind    string
-	mail    string
-	csrf    string
-	created time.Time
-	seen    time.Time
-	// kindPackage
-	linkID    string
-	messageID string
-	reason    string // the reason for access given, if asked
-	// kindEnrol
-	key   *otp.Key // the secret being enrolled
-	token string   // the link enrolment started from, to return to; "" when none
-}
-
-// sessions is the in-memory session table.
-type sessions struct {
-	mu    sync.Mutex
-	m     map[[32]byte]*session
-	idle  time.Duration
-	max   time.Duration
-	limit int
-	now   func() time.Time
-}
-
-func newSessions(idle, max time.Duration, limit int, now func() time.Time) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, idle: idle, max: max, limit: limit, now: now}
-}
+// session is one signed-in practitioner (or one enrolment under way), as the store has it.
+type session = mailbox.Session
 
 // randomToken returns 256 random bits, base64url.
 func randomToken() string {
@@ -69,96 +43,66 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create stores s and returns the cookie value that names it. When the table is full, expired
-// sessions go first, then the oldest.
-func (t *sessions) create(s *session) string {
-	v := randomToken()
-	now := t.now()
-	s.created, s.seen, s.csrf = now, now, randomToken()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.m) >= t.limit {
-		t.evict(now)
-	}
-	t.m[sha256.Sum256([]byte(v))] = s
-	return v
-}
-
-// evict drops expired sessions and, if still full, the oldest one. t.mu is held.
-func (t *sessions) evict(now time.Time) {
-	var oldestKey [32]byte
-	var oldest *session
-	for k, s := range t.m {
-		if t.expired(s, now) {
-			delete(t.m, k)
-			continue
-		}
-		if oldest == nil || s.created.Before(oldest.created) {
-			oldestKey, oldest = k, s
-		}
-	}
-	if len(t.m) >= t.limit && oldest != nil {
-		delete(t.m, oldestKey)
-	}
-}
-
-func (t *sessions) expired(s *session, now time.Time) bool {
-	return !now.Before(s.seen.Add(t.idle)) || !now.Before(s.created.Add(t.max))
-}
-
-// get returns a copy of the live session of kind named by r's cookie and marks it used, or nil.
-func (t *sessions) get(r *http.Request, kind string) *session {
+// session returns the live session of kind named by r's cookie (marking it used), nil when there is
+// none; err only when the store could not be asked.
+func (h *Handler) session(r *http.Request, kind string) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, nil
 	}
-	k := sha256.Sum256([]byte(c.Value))
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.m[k]
-	if s == nil {
-		return nil
+	s, err := h.opt.Store.SessionByCookie(r.Context(), c.Value, h.opt.Now())
+	if errors.Is(err, mailbox.ErrSessionNotFound) {
+		return nil, nil
 	}
-	if t.expired(s, now) {
-		delete(t.m, k)
-		return nil
+	if err != nil {
+		return nil, err
 	}
-	if s.kind != kind {
-		return nil
+	if kind != "" && s.Kind != kind {
+		return nil, nil
 	}
-	s.seen = now
-	cp := *s
-	return &cp
+	return s, nil
 }
 
-// setReason records the reason for access given in r's session.
-func (t *sessions) setReason(r *http.Request, reason string) {
-	c, err := r.Cookie(sessionCookie)
+// sessionOrEnded returns the live session of kind; otherwise it shows "session ended" (or the error)
+// and returns nil.
+func (h *Handler) sessionOrEnded(w http.ResponseWriter, r *http.Request, kind string) *session {
+	s, err := h.session(r, kind)
 	if err != nil {
+		h.internal(w, r, "reading a session", err)
+		return nil
+	}
+	if s == nil {
+		msg := "session.ended"
+		if kind == kindLinks {
+			msg = "session.ended.links"
+		}
+		h.message(w, r, http.StatusUnauthorized, "session.title", msg, "")
+	}
+	return s
+}
+
+// startSession ends the session r's cookie names, if any, opens n and sets its cookie.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, n mailbox.NewSession) error {
+	h.dropSession(r)
+	n.Idle, n.Max, n.Limit = h.opt.SessionIdle, h.opt.SessionMax, h.opt.MaxSessions
+	v, _, err := h.opt.Store.CreateSession(r.Context(), n, h.opt.Now())
+	if err != nil {
+		return err
+	}
+	setCookie(w, sessionCookie, v, 0)
+	return nil
+}
+
+// dropSession ends the session r's cookie names, if it names one (a cookie with a wrong secret ends
+// nothing).
+func (h *Handler) dropSession(r *http.Request) {
+	s, err := h.session(r, "")
+	if err != nil || s == nil {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s := t.m[sha256.Sum256([]byte(c.Value))]; s != nil {
-		s.reason = reason
+	if err := h.opt.Store.EndSession(r.Context(), s.ID); err != nil {
+		h.log.Warn("pickup: ending a session", "err", err)
 	}
-}
-
-// drop ends the session r's cookie names, if any.
-func (t *sessions) drop(r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		t.mu.Lock()
-		delete(t.m, sha256.Sum256([]byte(c.Value)))
-		t.mu.Unlock()
-	}
-}
-
-// len is the number of sessions held, for tests.
-func (t *sessions) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
 }
 
 // setCookie sets a __Host- cookie with the attributes every cookie here has; maxAge 0 leaves it a
@@ -187,7 +131,7 @@ func formTokenOK(r *http.Request) bool {
 
 // sessionTokenOK checks a post inside session s.
 func sessionTokenOK(r *http.Request, s *session) bool {
-	return equal(s.csrf, r.PostFormValue("csrf"))
+	return s.CSRF != "" && equal(s.CSRF, r.PostFormValue("csrf"))
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

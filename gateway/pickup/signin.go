@@ -203,7 +203,7 @@ func (h *Handler) refused(w http.ResponseWriter, r *http.Request, a mailbox.Pick
 		"remote", a.Remote, "link_failures", out.LinkFailures, "account_locked", out.AccountLocked)
 	switch {
 	case out.AccountLocked || reason == reasonAccountLocked:
-		h.sessions.drop(r)
+		h.dropSession(r)
 		h.message(w, r, http.StatusForbidden, "locked.title", "locked.account", "")
 	case a.Link != "" && out.LinkFailures >= h.opt.LinkFailures:
 		h.message(w, r, http.StatusForbidden, "locked.title", "locked.link", "")
@@ -219,9 +219,10 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, a mailbox.Pic
 		h.internal(w, r, "recording a sign-in", err)
 		return
 	}
-	h.sessions.drop(r)
-	v := h.sessions.create(&session{kind: kindPackage, mail: a.User, linkID: l.ID, messageID: l.MessageID})
-	setCookie(w, sessionCookie, v, 0)
+	if err := h.startSession(w, r, mailbox.NewSession{Kind: kindPackage, Mail: a.User, LinkID: l.ID}); err != nil {
+		h.internal(w, r, "opening a session", err)
+		return
+	}
 	h.log.Info("pickup: signed in", "link", l.ID, "remote", a.Remote)
 	http.Redirect(w, r, Prefix+"package", http.StatusSeeOther)
 }
