@@ -147,6 +147,9 @@ func devSetup(dir string, now time.Time) (*devSummary, error) {
 	if _, _, err := ca.IssueSMIME(filepath.Join(dir, "smime"), "gateway@cafgate.test", "cafgate gateway", now); err != nil {
 		return nil, fmt.Errorf("gateway S/MIME certificate: %w", err)
 	}
+	if _, _, err := ca.IssueSMIME(filepath.Join(dir, "smime"), devEscrowMail, "Eastshire Police archive", now); err != nil {
+		return nil, fmt.Errorf("escrow certificate: %w", err)
+	}
 	entries, err := ldif.Parse(bytes.NewReader(configs.SampleDirectory))
 	if err != nil {
 		return nil, fmt.Errorf("sample directory: %w", err)

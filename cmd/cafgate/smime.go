@@ -147,3 +147,7 @@ func sealPolicy(sc configs.SMIMEConfig, store *mailbox.Store) (*smime.Policy, er
 	}
 	return p, nil
 }
+
+// devEscrowMail is the development setup's escrow certificate (cafgate dev): the archive of the
+// sample police agency.
+const devEscrowMail = "archive@police.cafgate.test"

@@ -1,0 +1,194 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// TestSMIMECipherChoiceAndEscrow runs through `cafgate dev`:
+//   - Rita (police) submits mail signed by `openssl cms -sign`, whose default SMIMECapabilities list
+//     AES-CBC but no AES-GCM; Gwen (social care), of whose client nothing is known, gets her copy as
+//     AES-256-GCM AuthEnvelopedData, with no escrow (the dev escrow covers police only).
+//   - Gwen then sends a package to Rita: the gateway remembered Rita's capabilities, so her copy is
+//     AES-256-CBC EnvelopedData, also encrypted to the police archive (the dev [[smime.escrow]]).
+//
+// `openssl cms -decrypt` reads each copy with the recipient's key, the archive key reads Rita's copy
+// and not Gwen's, and the ledger's "encrypted" events record cipher, choice and escrow.
+func TestSMIMECipherChoiceAndEscrow(t *testing.T) {
+	t.Parallel()
+	needTool(t, "openssl")
+	g := startGateway(t)
+	info := g.Info()
+	if info.Listen["imaps"] == "" {
+		t.Skip("cafgate dev lists no imaps listener")
+	}
+	acc := map[string]account{}
+	for _, a := range info.Accounts {
+		acc[a.Mail] = a
+	}
+	rita, gwen := acc["rita.notreal@police.cafgate.test"], acc["gwen.testcase@socialcare.cafgate.test"]
+	if rita.Cert == "" || gwen.Cert == "" {
+		t.Fatal("dev.json: Rita and Gwen should both have certificates")
+	}
+	archiveCert := filepath.Join(info.Dir, "smime", "archive@police.cafgate.test.pem")
+	archiveKey := filepath.Join(info.Dir, "smime", "archive@police.cafgate.test.key")
+	conf := tlsConfig(t, info)
+	dir := t.TempDir()
+
+	// 1. Rita's signed submission (opaque, by openssl: default capabilities, no GCM).
+	inner := writeTemp(t, dir, "inner.txt", []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nRita's signed notes "+randomToken(6)+"\r\n"))
+	signed, err := runTool(nil, nil, "openssl", "cms", "-sign", "-in", inner, "-signer", rita.Cert, "-inkey", rita.Key,
+		"-md", "sha256", "-binary", "-nodetach")
+	if err != nil {
+		t.Fatalf("openssl cms -sign: %v", err)
+	}
+	head := "From: <" + rita.Mail + ">\r\nTo: <" + gwen.Mail + ">\r\nSubject: " + devEpisode + " signed by openssl\r\n"
+	if r := submitOnce(info, "submission", conf, rita, []string{gwen.Mail}, crlfBytes(append([]byte(head), signed...))); r.Reply.Code != 250 {
+		t.Fatalf("Rita's signed submission: %s", r)
+	}
+	gwenCopy := waitInbox(t, info, conf, gwen, 1)[0]
+
+	// 2. Gwen's plain package to Rita.
+	marker := "Package-Marker-" + randomToken(8)
+	if r := submitOnce(info, "submission", conf, gwen, []string{rita.Mail}, newMessage(gwen.Mail, rita.Mail, "for Rita", marker)); r.Reply.Code != 250 {
+		t.Fatalf("Gwen's package: %s", r)
+	}
+	ritaCopy := waitInbox(t, info, conf, rita, 1)[0]
+
+	if !bytes.Contains(gwenCopy, []byte("smime-type=authEnveloped-data")) {
+		t.Errorf("Gwen's copy is not AuthEnvelopedData:\n%.400s", gwenCopy)
+	}
+	if !bytes.Contains(ritaCopy, []byte("smime-type=enveloped-data")) {
+		t.Errorf("Rita's copy is not EnvelopedData (CBC):\n%.400s", ritaCopy)
+	}
+	decrypt := func(name string, msg []byte, cert, key string) ([]byte, error) {
+		in := writeTemp(t, dir, name, msg)
+		return runTool(nil, nil, "openssl", "cms", "-decrypt", "-in", in, "-recip", cert, "-inkey", key)
+	}
+	verify := func(what string, dec []byte, want string) {
+		out, err := runTool(dec, nil, "openssl", "cms", "-verify", "-CAfile", info.CACert)
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s: openssl cms -verify: %v\n%.300s", what, err, out)
+		}
+	}
+	dec, err := decrypt("gwen.eml", gwenCopy, gwen.Cert, gwen.Key)
+	if err != nil {
+		t.Fatalf("openssl cms -decrypt of Gwen's GCM copy: %v", err)
+	}
+	verify("Gwen's copy", dec, "Rita's signed notes")
+	if _, err := decrypt("gwen2.eml", gwenCopy, archiveCert, archiveKey); err == nil {
+		t.Error("the police archive decrypted a copy for social care")
+	}
+	for _, k := range [][2]string{{rita.Cert, rita.Key}, {archiveCert, archiveKey}} {
+		dec, err := decrypt("rita.eml", ritaCopy, k[0], k[1])
+		if err != nil {
+			t.Fatalf("openssl cms -decrypt of Rita's CBC copy with %s: %v", filepath.Base(k[0]), err)
+		}
+		verify("Rita's copy with "+filepath.Base(k[0]), dec, marker)
+	}
+
+	// 3. The ledger.
+	archiveFP := certFingerprint(t, archiveCert)
+	g.stop()
+	out, errs, code := ledgerCLI(t, "ledger", "show", "--config", filepath.Join(g.dir, "cafgate.toml"), "--type", "encrypted",
+		"--since", "2000-01-01", "--operator", "it", "--reason", "integration test", "--json")
+	if code != 0 {
+		t.Fatalf("ledger show exited %d: %s", code, errs)
+	}
+	var shown []struct {
+		Event struct {
+			Data struct {
+				Recipient string   `json:"recipient"`
+				Cipher    string   `json:"cipher"`
+				Choice    string   `json:"choice"`
+				Escrow    []string `json:"escrow"`
+			} `json:"data"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		t.Fatalf("ledger show --json: %v in %s", err, truncate(out, 400))
+	}
+	got := map[string]string{}
+	for _, s := range shown {
+		d := s.Event.Data
+		got[d.Recipient] = d.Cipher + " " + d.Choice + " " + strings.Join(d.Escrow, ",")
+	}
+	want := map[string]string{
+		gwen.Mail: "AES-256-GCM default ",
+		rita.Mail: "AES-256-CBC signed-mail " + archiveFP,
+	}
+	for m, w := range want {
+		if got[m] != w {
+			t.Errorf("encrypted event for %s: %q, want %q (all: %s)", m, got[m], w, truncate(out, 600))
+		}
+	}
+	g.requireVerifyClean(-1)
+}
+
+// waitInbox returns the n messages of who's INBOX, waiting up to 60 s for them.
+func waitInbox(t *testing.T, info *devInfo, conf *tls.Config, who account, n int) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		msgs, err := fetchInbox(info, conf, who)
+		if err == nil && len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("INBOX of %s: %d messages, err %v; want %d", who.Mail, len(msgs), err, n)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func fetchInbox(info *devInfo, conf *tls.Config, who account) ([][]byte, error) {
+	c, err := imapclient.DialTLS(info.Listen["imaps"], &imapclient.Options{TLSConfig: conf})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Login(who.Mail, who.Password).Wait(); err != nil {
+		return nil, err
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil || sel.NumMessages == 0 {
+		return nil, err
+	}
+	var set imap.SeqSet
+	set.AddRange(1, sel.NumMessages)
+	msgs, err := c.Fetch(set, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, m := range msgs {
+		if len(m.BodySection) == 1 {
+			out = append(out, m.BodySection[0].Bytes)
+		}
+	}
+	_ = c.Logout().Wait()
+	return out, nil
+}
+
+func crlfBytes(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+}
+
+func certFingerprint(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("openssl", "x509", "-in", path, "-noout", "-fingerprint", "-sha256").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fp, _ := strings.Cut(strings.TrimSpace(string(out)), "=")
+	return strings.ToLower(strings.ReplaceAll(fp, ":", ""))
+}
