@@ -15,8 +15,8 @@ import (
 )
 
 // TestSMIMECipherChoiceAndEscrow runs through `cafgate dev`:
-//   - Rita (police) submits mail signed by `openssl cms -sign`, whose default SMIMECapabilities list
-//     AES-CBC but no AES-GCM; Gwen (social care), of whose client nothing is known, gets her copy as
+//   - Rita (police) submits mail signed by `openssl cms -sign -keyid` with RSASSA-PSS, whose default
+//     SMIMECapabilities list AES-CBC but no AES-GCM; Gwen (social care), of whose client nothing is known, gets her copy as
 //     AES-256-GCM AuthEnvelopedData, with no escrow (the dev escrow covers police only).
 //   - Gwen then sends a package to Rita: the gateway remembered Rita's capabilities, so her copy is
 //     AES-256-CBC EnvelopedData, also encrypted to the police archive (the dev [[smime.escrow]]).
@@ -44,10 +44,11 @@ func TestSMIMECipherChoiceAndEscrow(t *testing.T) {
 	conf := tlsConfig(t, info)
 	dir := t.TempDir()
 
-	// 1. Rita's signed submission (opaque, by openssl: default capabilities, no GCM).
+	// 1. Rita's signed submission (opaque, by openssl: default capabilities, no GCM), her signer
+	// identified by subject key identifier and the signature RSASSA-PSS.
 	inner := writeTemp(t, dir, "inner.txt", []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nRita's signed notes "+randomToken(6)+"\r\n"))
 	signed, err := runTool(nil, nil, "openssl", "cms", "-sign", "-in", inner, "-signer", rita.Cert, "-inkey", rita.Key,
-		"-md", "sha256", "-binary", "-nodetach")
+		"-md", "sha256", "-binary", "-nodetach", "-keyid", "-keyopt", "rsa_padding_mode:pss")
 	if err != nil {
 		t.Fatalf("openssl cms -sign: %v", err)
 	}
