@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,12 +13,16 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"cafgate/certs/devca"
+	"cafgate/certs/validate"
 )
 
 // TestSMIMECipherChoiceAndEscrow runs through `cafgate dev`:
 //   - Rita (police) submits mail signed by `openssl cms -sign -keyid` with RSASSA-PSS, whose default
-//     SMIMECapabilities list AES-CBC but no AES-GCM; Gwen (social care), of whose client nothing is known, gets her copy as
-//     AES-256-GCM AuthEnvelopedData, with no escrow (the dev escrow covers police only).
+//     SMIMECapabilities list AES-CBC but no AES-GCM; Gwen (social care), of whose client nothing is
+//     known, gets her copy as AES-256-GCM AuthEnvelopedData, with no escrow (the dev escrow covers
+//     police only).
 //   - Gwen then sends a package to Rita: the gateway remembered Rita's capabilities, so her copy is
 //     AES-256-CBC EnvelopedData, also encrypted to the police archive (the dev [[smime.escrow]]).
 //
@@ -192,4 +197,78 @@ func certFingerprint(t *testing.T, path string) string {
 	}
 	_, fp, _ := strings.Cut(strings.TrimSpace(string(out)), "=")
 	return strings.ToLower(strings.ReplaceAll(fp, ":", ""))
+}
+
+// TestSMIMEDevRevocationStrict: `cafgate dev` certificates name the development CA's CRL file as
+// their distribution point and the development anchor is strict. Rita's signed submission is
+// accepted while her certificate is good; once the development CA revokes it (and `cafgate dev`
+// rewrites the CRL at its next start), her signature is refused with 550 5.7.1 and a package to her
+// is not encrypted to it: she gets a notification instead.
+func TestSMIMEDevRevocationStrict(t *testing.T) {
+	t.Parallel()
+	needTool(t, "openssl")
+	g := startGateway(t)
+	info := g.Info()
+	conf, err := os.ReadFile(filepath.Join(info.Dir, "cafgate.toml"))
+	if err != nil || !strings.Contains(string(conf), `revocation = "strict"`) || strings.Contains(string(conf), `revocation = "soft"`) {
+		t.Fatalf("the development anchor should be strict: %v\n%s", err, conf)
+	}
+	acc := map[string]account{}
+	for _, a := range info.Accounts {
+		acc[a.Mail] = a
+	}
+	rita, gwen := acc["rita.notreal@police.cafgate.test"], acc["gwen.testcase@socialcare.cafgate.test"]
+	ritaCert, err := validate.LoadPEMCertificates(rita.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlURL, err := devca.CRLFileURL(filepath.Join(info.Dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dp := ritaCert[0].CRLDistributionPoints; len(dp) != 1 || dp[0] != crlURL {
+		t.Fatalf("Rita's certificate names %v as CRL distribution point, want %s", dp, crlURL)
+	}
+	if _, err := runTool(nil, nil, "openssl", "crl", "-inform", "DER", "-in", filepath.Join(info.Dir, "ca", "ca.crl"),
+		"-CAfile", info.CACert, "-noout"); err != nil {
+		t.Fatalf("openssl reads the development CRL: %v", err)
+	}
+	dir := t.TempDir()
+	inner := writeTemp(t, dir, "inner.txt", []byte("Content-Type: text/plain\r\n\r\nnotes\r\n"))
+	signedBy := func() []byte {
+		signed, err := runTool(nil, nil, "openssl", "cms", "-sign", "-in", inner, "-signer", rita.Cert, "-inkey", rita.Key, "-md", "sha256", "-binary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := "From: <" + rita.Mail + ">\r\nTo: <" + gwen.Mail + ">\r\nSubject: " + devEpisode + " signed\r\n"
+		return crlfBytes(append([]byte(head), signed...))
+	}
+	tc := tlsConfig(t, info)
+	if r := submitOnce(info, "submission", tc, rita, []string{gwen.Mail}, signedBy()); r.Reply.Code != 250 {
+		t.Fatalf("signed by a good certificate, strict revocation: %s", r)
+	}
+
+	g.stop()
+	ca, err := devca.LoadOrCreate(filepath.Join(info.Dir, "ca"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.RevokeFile(filepath.Join(info.Dir, "ca"), rita.Cert, devca.ReasonKeyCompromise, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	info = g.start()
+	tc = tlsConfig(t, info)
+	r := submitOnce(info, "submission", tc, rita, []string{gwen.Mail}, signedBy())
+	if r.Reply.Code != 550 || r.Reply.Enhanced() != "5.7.1" || !strings.Contains(r.Reply.String(), "revoked") {
+		t.Errorf("signed by a revoked certificate: %s", r)
+	}
+	marker := "Revoked-Marker-" + randomToken(6)
+	if r := submitOnce(info, "submission", tc, gwen, []string{rita.Mail}, newMessage(gwen.Mail, rita.Mail, "to a revoked certificate", marker)); r.Reply.Code != 250 {
+		t.Fatalf("package to Rita: %s", r)
+	}
+	msgs := waitInbox(t, info, tc, rita, 1)
+	if len(msgs) != 1 || bytes.Contains(msgs[0], []byte("application/pkcs7-mime")) || bytes.Contains(msgs[0], []byte(marker)) {
+		t.Errorf("Rita's revoked certificate: want one notification without content, got %d messages:\n%.400s", len(msgs), msgs[0])
+	}
+	g.stop()
 }

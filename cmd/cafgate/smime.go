@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,11 +53,14 @@ func loadIdentity(sc configs.SMIMEConfig) (*gatewayIdentity, error) {
 }
 
 // newValidator builds the certificate validator from the [[trust.anchor]] tables, and the pool of
-// every anchor's roots for building chains.
+// every anchor's roots for building chains. A file: CRL distribution point is read when the file lies
+// in the directory of an anchor's ca_file (where the development CA writes its CRL).
 func newValidator(tc configs.TrustConfig, log *slog.Logger) (*validate.Validator, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	var anchors []validate.Anchor
+	var crlDirs []string
 	for _, a := range tc.Anchors {
+		crlDirs = append(crlDirs, filepath.Dir(a.CAFile))
 		roots, err := validate.LoadPEMCertificates(a.CAFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("trust anchor %q: %w", a.Name, err)
@@ -74,7 +78,7 @@ func newValidator(tc configs.TrustConfig, log *slog.Logger) (*validate.Validator
 			SoftRevocation: strings.EqualFold(a.Revocation, "soft")})
 	}
 	v, err := validate.New(validate.Options{Anchors: anchors, Log: log, FetchTimeout: tc.FetchTimeout.D(),
-		MaxCRLBytes: int64(tc.MaxCRLSize), RetryAfter: tc.RetryAfter.D()})
+		MaxCRLBytes: int64(tc.MaxCRLSize), RetryAfter: tc.RetryAfter.D(), CRLDirs: crlDirs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("trust: %w", err)
 	}
@@ -151,3 +155,6 @@ func sealPolicy(sc configs.SMIMEConfig, store *mailbox.Store) (*smime.Policy, er
 // devEscrowMail is the development setup's escrow certificate (cafgate dev): the archive of the
 // sample police agency.
 const devEscrowMail = "archive@police.cafgate.test"
+
+// devCRLValidity is how long the CRL `cafgate dev` writes at each start stays current.
+const devCRLValidity = 30 * 24 * time.Hour
