@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"cafgate/certs/devca"
 	"cafgate/certs/validate"
+	"cafgate/envelope/cms"
+	"cafgate/envelope/smime"
 )
 
 // TestSMIMECipherChoiceAndEscrow runs through `cafgate dev`:
@@ -271,4 +274,46 @@ func TestSMIMEDevRevocationStrict(t *testing.T) {
 		t.Errorf("Rita's revoked certificate: want one notification without content, got %d messages:\n%.400s", len(msgs), msgs[0])
 	}
 	g.stop()
+}
+
+// TestSMIMEGpgsmCapabilities: the capabilities of a gpgsm signature, read by smime.Open, choose the
+// encryption of a copy back to its signer, and gpgsm decrypts and verifies that copy. gpgsm 2.2 reads
+// only AES-CBC with RSA PKCS#1 v1.5 key transport.
+func TestSMIMEGpgsmCapabilities(t *testing.T) {
+	t.Parallel()
+	needTool(t, "gpgsm")
+	p := getSMIMEPKI(t)
+	g := newGPGSM(t, p, "alice")
+	dir := t.TempDir()
+	entity := writeTemp(t, dir, "entity", []byte(smimeSampleEntity))
+	sig, err := g.withPass("-u", p.ids["alice"].mail, "--detach-sign", entity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := smime.Open(wrapDetached([]byte(smimeSampleEntity), sig), smime.OpenOptions{Verify: cms.VerifyOptions{Roots: p.ca.Roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.Signature()
+	t.Logf("gpgsm SMIMECapabilities: present %v, ciphers %v, OAEP %v", s.HasCapabilities, s.Capabilities, s.AnnouncesOAEP)
+	policy := &smime.Policy{Known: func(context.Context, string) (smime.Capabilities, bool, error) {
+		return smime.Capabilities{Ciphers: s.Capabilities, OAEP: s.AnnouncesOAEP}, s.HasCapabilities, nil
+	}}
+	pl, err := policy.Plan(context.Background(), p.ids["alice"].mail, "", p.ids["alice"].Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasCapabilities {
+		t.Fatalf("gpgsm's signature carries no SMIMECapabilities: the copy would be %v (%s)", pl.Cipher, pl.Why)
+	}
+	var sealed bytes.Buffer
+	if err := smime.Seal(&sealed, []byte(smimeSample), smime.SealOptions{Signer: p.signer("gateway"), Encrypt: &pl.Encrypt}); err != nil {
+		t.Fatal(err)
+	}
+	enc := writeTemp(t, dir, "copy.p7m", p7mBody(t, sealed.Bytes()))
+	signed, err := g.withPass("--decrypt", enc)
+	if err != nil {
+		t.Fatalf("gpgsm cannot read the copy chosen from its capabilities (%v, %v, %s): %v", pl.Cipher, pl.KeyTransport, pl.Why, err)
+	}
+	gpgsmVerifies(t, g, dir, Canonicalish(signed))
 }

@@ -22,9 +22,10 @@ const capabilitiesPrefix = "smime_capabilities:"
 
 // Capabilities is what a practitioner's client announced.
 type Capabilities struct {
-	Ciphers []string  `json:"ciphers"` // algorithm names (cms.Cipher.String), client's order of preference
-	Signer  string    `json:"signer"`  // SHA-256 of the certificate that signed the mail, lower-case hex
-	At      time.Time `json:"at"`      // when the mail was received
+	Ciphers []string  `json:"ciphers"`        // algorithm names (cms.Cipher.String), client's order of preference
+	OAEP    bool      `json:"oaep,omitempty"` // RSAES-OAEP key transport announced
+	Signer  string    `json:"signer"`         // SHA-256 of the certificate that signed the mail, lower-case hex
+	At      time.Time `json:"at"`             // when the mail was received
 }
 
 // RememberCapabilities records the capabilities of verified signed mail from mail, replacing what
@@ -37,7 +38,7 @@ func (s *Store) RememberCapabilities(ctx context.Context, mail string, c Capabil
 	if c.Ciphers == nil {
 		c.Ciphers = []string{}
 	}
-	if old, ok, err := s.KnownCapabilities(ctx, mail); err == nil && ok && slices.Equal(old.Ciphers, c.Ciphers) {
+	if old, ok, err := s.KnownCapabilities(ctx, mail); err == nil && ok && slices.Equal(old.Ciphers, c.Ciphers) && old.OAEP == c.OAEP {
 		return nil
 	}
 	c.At = c.At.UTC()

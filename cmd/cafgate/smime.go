@@ -111,7 +111,7 @@ func rememberCapabilities(store *mailbox.Store, log *slog.Logger) func(ctx conte
 		if store == nil || sig == nil || !sig.HasCapabilities {
 			return
 		}
-		c := mailbox.Capabilities{Ciphers: []string{}, At: time.Now()}
+		c := mailbox.Capabilities{Ciphers: []string{}, OAEP: sig.AnnouncesOAEP, At: time.Now()}
 		for _, ci := range sig.Capabilities {
 			c.Ciphers = append(c.Ciphers, ci.String())
 		}
@@ -140,7 +140,7 @@ func sealPolicy(sc configs.SMIMEConfig, store *mailbox.Store) (*smime.Policy, er
 			if err != nil || !ok {
 				return smime.Capabilities{}, false, err
 			}
-			var caps smime.Capabilities
+			caps := smime.Capabilities{OAEP: c.OAEP}
 			for _, name := range c.Ciphers {
 				if ci, known := cms.CipherByName(name); known {
 					caps.Ciphers = append(caps.Ciphers, ci)

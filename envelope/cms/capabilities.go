@@ -10,51 +10,58 @@ import (
 var OIDSMIMECapabilities = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 15}
 
 // ParseCapabilities reads a DER SMIMECapabilities value and returns the content-encryption
-// algorithms it announces that this package knows, in the announcer's order of preference. Unknown
-// capabilities (key transports, digests, algorithms not offered here) are skipped.
-func ParseCapabilities(der []byte) ([]Cipher, error) {
+// algorithms it announces that this package knows, in the announcer's order of preference, and
+// whether it announces RSAES-OAEP key transport. Other capabilities (digests, algorithms not offered
+// here) are skipped.
+func ParseCapabilities(der []byte) (ciphers []Cipher, oaep bool, err error) {
 	var caps []struct {
 		ID     asn1.ObjectIdentifier
 		Params asn1.RawValue `asn1:"optional"`
 	}
 	rest, err := asn1.Unmarshal(der, &caps)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(rest) != 0 {
-		return nil, asn1.SyntaxError{Msg: "trailing data after SMIMECapabilities"}
+		return nil, false, asn1.SyntaxError{Msg: "trailing data after SMIMECapabilities"}
 	}
-	out := []Cipher{}
+	ciphers = []Cipher{}
 	for _, c := range caps {
 		if ci, ok := cipherForOID(c.ID); ok {
-			out = append(out, ci)
+			ciphers = append(ciphers, ci)
+		}
+		if c.ID.Equal(oidRSAESOAEP) {
+			oaep = true
 		}
 	}
-	return out, nil
+	return ciphers, oaep, nil
 }
 
-// CertificateCapabilities returns the content-encryption algorithms of cert's SMIMECapabilities
-// extension (RFC 4262); ok is false when the certificate has no such extension or it does not parse.
-func CertificateCapabilities(cert *x509.Certificate) (ciphers []Cipher, ok bool) {
+// CertificateCapabilities reads cert's SMIMECapabilities extension (RFC 4262) as ParseCapabilities
+// does; ok is false when the certificate has no such extension or it does not parse.
+func CertificateCapabilities(cert *x509.Certificate) (ciphers []Cipher, oaep, ok bool) {
 	for _, e := range cert.Extensions {
 		if e.Id.Equal(OIDSMIMECapabilities) {
-			cs, err := ParseCapabilities(e.Value)
-			return cs, err == nil
+			cs, oaep, err := ParseCapabilities(e.Value)
+			return cs, oaep, err == nil
 		}
 	}
-	return nil, false
+	return nil, false, false
 }
 
-// MarshalCapabilities encodes ciphers as a DER SMIMECapabilities value (for the RFC 4262 extension
-// of certificates the development CA issues, and tests). Parameters are absent, as RFC 3565 and
-// RFC 5084 say for the AES algorithms.
-func MarshalCapabilities(ciphers []Cipher) ([]byte, error) {
+// MarshalCapabilities encodes ciphers (and RSAES-OAEP when oaep) as a DER SMIMECapabilities value,
+// for RFC 4262 certificate extensions and tests. Parameters are absent, as RFC 3565 and RFC 5084
+// say for the AES algorithms.
+func MarshalCapabilities(ciphers []Cipher, oaep bool) ([]byte, error) {
 	type capability struct{ ID asn1.ObjectIdentifier }
-	caps := make([]capability, 0, len(ciphers))
+	caps := make([]capability, 0, len(ciphers)+1)
 	for _, c := range ciphers {
 		if i, ok := lookupCipher(c); ok {
 			caps = append(caps, capability{i.oid})
 		}
+	}
+	if oaep {
+		caps = append(caps, capability{oidRSAESOAEP})
 	}
 	return asn1.Marshal(caps)
 }

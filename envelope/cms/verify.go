@@ -34,6 +34,8 @@ type Signature struct {
 	Capabilities []Cipher
 	// HasCapabilities is whether the SMIMECapabilities attribute was present at all.
 	HasCapabilities bool
+	// AnnouncesOAEP is whether the SMIMECapabilities announce RSAES-OAEP key transport.
+	AnnouncesOAEP bool
 }
 
 // SupportsGCM reports whether the signer's SMIMECapabilities announce AES-GCM; false when the
@@ -195,12 +197,11 @@ func readAttributes(si *signerInfo, sig *Signature) {
 	if len(vals) != 1 {
 		return
 	}
-	caps, err := ParseCapabilities(vals[0].full)
+	caps, oaep, err := ParseCapabilities(vals[0].full)
 	if err != nil {
 		return
 	}
-	sig.HasCapabilities = true
-	sig.Capabilities = caps
+	sig.HasCapabilities, sig.Capabilities, sig.AnnouncesOAEP = true, caps, oaep
 }
 
 func strongDigest(oid asn1.ObjectIdentifier) bool {

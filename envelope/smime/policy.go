@@ -15,6 +15,7 @@ import (
 // client's order of preference (empty: it announced none of them).
 type Capabilities struct {
 	Ciphers []cms.Cipher
+	OAEP    bool // RSAES-OAEP key transport announced
 }
 
 // GCM reports whether the client announced AES-GCM.
@@ -64,8 +65,11 @@ const (
 type Plan struct {
 	Encrypt cms.EncryptOptions
 	Cipher  cms.Cipher
-	Why     string   // one of the Choice constants
-	Escrow  []string // SHA-256 fingerprints (lower-case hex) of the escrow certificates included
+	Why     string // one of the Choice constants
+	// KeyTransport is the addressee's RSA key transport: the policy's, or RSA PKCS#1 v1.5 for a
+	// client that gets AES-CBC and did not announce RSAES-OAEP.
+	KeyTransport cms.KeyTransport
+	Escrow       []string // SHA-256 fingerprints (lower-case hex) of the escrow certificates included
 }
 
 // Plan chooses the encryption of a copy for the practitioner mail (of agency) whose validated
@@ -77,23 +81,34 @@ type Plan struct {
 func (p *Policy) Plan(ctx context.Context, mail, agency string, cert *x509.Certificate) (Plan, error) {
 	pl := Plan{Cipher: cms.AES256GCM, Why: ChoiceDefault}
 	kt := cms.RSAOAEPSHA256
+	rcptKT := kt
+	var caps Capabilities
 	if p != nil {
-		kt = p.KeyTransport
-		caps, known, err := p.known(ctx, mail)
+		kt, rcptKT = p.KeyTransport, p.KeyTransport
+		var known bool
+		var err error
+		caps, known, err = p.known(ctx, mail)
 		if err != nil {
 			return Plan{}, err
 		}
-		certCaps, certKnown := cms.CertificateCapabilities(cert)
+		certCiphers, certOAEP, certKnown := cms.CertificateCapabilities(cert)
 		switch {
 		case p.cbcConfigured(mail):
 			pl.Cipher, pl.Why = cms.AES256CBC, ChoiceConfigured
 		case known:
 			pl.Cipher, pl.Why = cipherFor(caps), ChoiceSignedMail
 		case certKnown:
-			pl.Cipher, pl.Why = cipherFor(Capabilities{certCaps}), ChoiceCertificate
+			caps = Capabilities{Ciphers: certCiphers, OAEP: certOAEP}
+			pl.Cipher, pl.Why = cipherFor(caps), ChoiceCertificate
+		}
+		if pl.Cipher == cms.AES256CBC && !caps.OAEP {
+			// A client without AES-GCM that did not announce RSAES-OAEP gets the key transport every
+			// S/MIME client reads (RFC 8551 2.3), as gpgsm 2.2 needs.
+			rcptKT = cms.RSAPKCS1v15
 		}
 	}
-	pl.Encrypt = cms.EncryptOptions{Cipher: pl.Cipher, Recipients: []cms.Recipient{{Cert: cert, KeyTransport: kt}}}
+	pl.KeyTransport = rcptKT
+	pl.Encrypt = cms.EncryptOptions{Cipher: pl.Cipher, Recipients: []cms.Recipient{{Cert: cert, KeyTransport: rcptKT}}}
 	if p == nil {
 		return pl, nil
 	}

@@ -18,13 +18,13 @@ import (
 
 // withCapsExtension returns a copy of l whose certificate carries an SMIMECapabilities extension
 // (RFC 4262) announcing ciphers.
-func withCapsExtension(t *testing.T, ca *cmstest.CA, mail string, ciphers ...cms.Cipher) *x509.Certificate {
+func withCapsExtension(t *testing.T, ca *cmstest.CA, mail string, oaep bool, ciphers ...cms.Cipher) *x509.Certificate {
 	t.Helper()
 	l, err := ca.Issue(mail, cmstest.RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, err := cms.MarshalCapabilities(ciphers)
+	val, err := cms.MarshalCapabilities(ciphers, oaep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +44,12 @@ func withCapsExtension(t *testing.T, ca *cmstest.CA, mail string, ciphers ...cms
 func TestPlanChoosesCipher(t *testing.T) {
 	f := getFixture(t)
 	plain := f.recips[0].Cert
-	certCBC := withCapsExtension(t, f.ca, "cbc@a.test", cms.AES256CBC, cms.AES128CBC)
-	certGCM := withCapsExtension(t, f.ca, "gcm@a.test", cms.AES256GCM, cms.AES256CBC)
+	certCBC := withCapsExtension(t, f.ca, "cbc@a.test", false, cms.AES256CBC, cms.AES128CBC)
+	certCBCOAEP := withCapsExtension(t, f.ca, "cbc-oaep@a.test", true, cms.AES256CBC)
+	certGCM := withCapsExtension(t, f.ca, "gcm@a.test", false, cms.AES256GCM, cms.AES256CBC)
 	remembered := map[string]Capabilities{
 		"old@a.test":  {Ciphers: []cms.Cipher{cms.AES256CBC, cms.AES128CBC}},
+		"oaep@a.test": {Ciphers: []cms.Cipher{cms.AES256CBC}, OAEP: true},
 		"new@a.test":  {Ciphers: []cms.Cipher{cms.AES128GCM, cms.AES256CBC}},
 		"none@a.test": {}, // announced capabilities, none of them an AES algorithm we know
 	}
@@ -56,23 +58,27 @@ func TestPlanChoosesCipher(t *testing.T) {
 			c, ok := remembered[mail]
 			return c, ok, nil
 		}}
+	const oaep, v15 = cms.RSAOAEPSHA256, cms.RSAPKCS1v15
 	cases := []struct {
 		mail string
 		cert *x509.Certificate
 		want cms.Cipher
 		why  string
+		kt   cms.KeyTransport
 	}{
-		{"nobody@a.test", plain, cms.AES256GCM, ChoiceDefault},
-		{"OLD@a.test", plain, cms.AES256CBC, ChoiceSignedMail},
-		{"new@a.test", certCBC, cms.AES256GCM, ChoiceSignedMail}, // signed mail beats the certificate
-		{"none@a.test", plain, cms.AES256CBC, ChoiceSignedMail},
-		{"x@a.test", certCBC, cms.AES256CBC, ChoiceCertificate},
-		{"x@a.test", certGCM, cms.AES256GCM, ChoiceCertificate},
-		{"x@legacy.test", plain, cms.AES256CBC, ChoiceConfigured},
-		{"x@old.example", plain, cms.AES256CBC, ChoiceConfigured},
-		{"One@B.test", certGCM, cms.AES256CBC, ChoiceConfigured},
-		{"two@b.test", plain, cms.AES256GCM, ChoiceDefault},
-		{"x@sub.legacy.test", plain, cms.AES256GCM, ChoiceDefault},
+		{"nobody@a.test", plain, cms.AES256GCM, ChoiceDefault, oaep},
+		{"OLD@a.test", plain, cms.AES256CBC, ChoiceSignedMail, v15},
+		{"oaep@a.test", plain, cms.AES256CBC, ChoiceSignedMail, oaep},
+		{"new@a.test", certCBC, cms.AES256GCM, ChoiceSignedMail, oaep}, // signed mail beats the certificate
+		{"none@a.test", plain, cms.AES256CBC, ChoiceSignedMail, v15},
+		{"x@a.test", certCBC, cms.AES256CBC, ChoiceCertificate, v15},
+		{"x@a.test", certCBCOAEP, cms.AES256CBC, ChoiceCertificate, oaep},
+		{"x@a.test", certGCM, cms.AES256GCM, ChoiceCertificate, oaep},
+		{"x@legacy.test", plain, cms.AES256CBC, ChoiceConfigured, v15},
+		{"x@old.example", plain, cms.AES256CBC, ChoiceConfigured, v15},
+		{"One@B.test", certGCM, cms.AES256CBC, ChoiceConfigured, v15},
+		{"two@b.test", plain, cms.AES256GCM, ChoiceDefault, oaep},
+		{"x@sub.legacy.test", plain, cms.AES256GCM, ChoiceDefault, oaep},
 	}
 	for _, c := range cases {
 		pl, err := p.Plan(context.Background(), c.mail, "Agency", c.cert)
@@ -81,6 +87,9 @@ func TestPlanChoosesCipher(t *testing.T) {
 		}
 		if pl.Cipher != c.want || pl.Why != c.why || pl.Encrypt.Cipher != c.want {
 			t.Errorf("%s: got %v (%s), want %v (%s)", c.mail, pl.Cipher, pl.Why, c.want, c.why)
+		}
+		if pl.KeyTransport != c.kt || len(pl.Encrypt.Recipients) == 0 || pl.Encrypt.Recipients[0].KeyTransport != c.kt {
+			t.Errorf("%s: key transport %v, want %v", c.mail, pl.KeyTransport, c.kt)
 		}
 		if len(pl.Encrypt.Recipients) != 1 || pl.Encrypt.Recipients[0].Cert != c.cert || pl.Escrow != nil {
 			t.Errorf("%s: recipients %v, escrow %v", c.mail, pl.Encrypt.Recipients, pl.Escrow)
