@@ -39,8 +39,17 @@ type TLSConfig struct {
 
 // SMIMEConfig is the gateway's own S/MIME identity.
 type SMIMEConfig struct {
-	CertFile string `toml:"cert_file" default:"" doc:"PEM certificate the gateway signs outgoing packages with and senders may encrypt submissions to. Optional until S/MIME delivery is enabled."`
-	KeyFile  string `toml:"key_file" default:"" doc:"PEM private key for smime.cert_file."`
+	CertFile string        `toml:"cert_file" default:"" doc:"PEM certificate the gateway signs outgoing packages with and senders may encrypt submissions to. Optional until S/MIME delivery is enabled."`
+	KeyFile  string        `toml:"key_file" default:"" doc:"PEM private key for smime.cert_file."`
+	CBCFor   []string      `toml:"cbc_for" default:"" doc:"Mail domains and addresses whose copies are encrypted with AES-256-CBC (EnvelopedData, EFAIL-prone) instead of AES-256-GCM, for clients that cannot read GCM. Others get CBC only when the SMIMECapabilities of their own verified signed mail, or else of their certificate, lack AES-GCM; when nothing is known, GCM. Every copy's cipher is recorded in the ledger."`
+	Escrow   []SMIMEEscrow `toml:"escrow" doc:"Escrow or archive certificates, one [[smime.escrow]] table each: every sealed copy they cover is also encrypted to them (recorded in the ledger event of the copy)."`
+}
+
+// SMIMEEscrow is one escrow or archive certificate.
+type SMIMEEscrow struct {
+	Name     string   `toml:"name" default:"" doc:"Short name of the escrow, for logs. Required, unique."`
+	CertFile string   `toml:"cert_file" default:"" doc:"PEM file of the escrow certificate (the first CERTIFICATE block): an end-entity RSA (2048 bits or more) or P-256 certificate, within its validity dates, whose key usage allows key encipherment (RSA) or key agreement (EC). Required."`
+	Agencies []string `toml:"agencies" default:"" doc:"Agencies, as the directory names them, whose practitioners' copies are also encrypted to this certificate (an agency archiving what its staff receive). Empty or \"*\": every copy the gateway seals."`
 }
 
 // SMTPConfig is SMTP submission. go-smtp's own defaults are unlimited; every limit here is finite.

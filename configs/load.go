@@ -164,6 +164,7 @@ func (c *Config) resolve(dir string) {
 		abs(p)
 	}
 	c.resolveTrust(dir)
+	c.resolveSMIME(dir)
 	c.resolveRelay(dir)
 	c.resolveIMAP()
 	c.resolveLedger(dir)

@@ -62,6 +62,7 @@ func (c *Config) validate(file string) Problems {
 	}
 	ps = append(ps, c.validateDirectories(file)...)
 	ps = append(ps, c.validateTrust(file)...)
+	ps = append(ps, c.validateSMIME(file)...)
 	ps = append(ps, c.validateRelay(file)...)
 	ps = append(ps, c.validateAPI(file)...)
 	ps = append(ps, c.validateIMAP(file)...)

@@ -143,13 +143,18 @@ func (ca *CA) WriteCRL(dir string, now time.Time, validity time.Duration) (strin
 	return path, writeFileAtomic(filepath.Join(dir, fileCRLPEM), pemData, 0o644)
 }
 
-// IssueSMIMEWithCRL is IssueSMIME for a certificate that names crlURL (http or https) as its CRL
-// distribution point, so validators fetch this CA's CRL from there. Existing files are reused only when
+// IssueSMIMEWithCRL is IssueSMIME for a certificate that names crlURL (http, https, or a file URL
+// such as CRLFileURL's for a validator given the directory) as its CRL distribution point, so validators fetch this CA's CRL from there. Existing files are reused only when
 // they name the same URL (and pass IssueSMIME's own reuse rules).
 func (ca *CA) IssueSMIMEWithCRL(dir, mail, name, crlURL string, now time.Time) (certPath, keyPath string, err error) {
 	u, err := url.Parse(crlURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", fmt.Errorf("devca: %q is not an http or https URL", crlURL)
+	switch {
+	case err != nil:
+		return "", "", fmt.Errorf("devca: %q is not a URL", crlURL)
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	case u.Scheme == "file" && filepath.IsAbs(u.Path):
+	default:
+		return "", "", fmt.Errorf("devca: %q is not an http, https or absolute file URL", crlURL)
 	}
 	mail = strings.ToLower(mail)
 	if err := checkMail(mail); err != nil {
@@ -182,4 +187,14 @@ func (ca *CA) IssueSMIMEWithCRL(dir, mail, name, crlURL string, now time.Time) (
 		return tmpl, key, nil
 	}
 	return certPath, keyPath, ca.reuseOrIssue(dir, certPath, keyPath, reuse, issue)
+}
+
+// CRLFileURL is the file URL of the DER CRL WriteCRL writes in dir (absolute), for certificates whose
+// validator reads CRLs from that directory (validate.Options.CRLDirs).
+func CRLFileURL(dir string) (string, error) {
+	abs, err := filepath.Abs(filepath.Join(dir, fileCRL))
+	if err != nil {
+		return "", err
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String(), nil
 }

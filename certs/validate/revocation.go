@@ -18,7 +18,7 @@ const (
 )
 
 // revocation learns cert's status (issued by issuer): OCSP first where the certificate names a
-// responder, then the CRL of each http distribution point. The first definite answer wins.
+// responder, then the CRL of each http distribution point (and file one, within Options.CRLDirs). The first definite answer wins.
 func (v *Validator) revocation(ctx context.Context, cert, issuer *x509.Certificate, leaf bool, now time.Time) *Error {
 	var causes []string
 	for _, u := range cert.OCSPServer {
@@ -29,7 +29,8 @@ func (v *Validator) revocation(ctx context.Context, cert, issuer *x509.Certifica
 		causes = append(causes, "OCSP: "+err.Error())
 	}
 	for _, u := range cert.CRLDistributionPoints {
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		file := strings.HasPrefix(u, "file:") && len(v.opts.CRLDirs) > 0
+		if !file && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			continue
 		}
 		st, at, err := v.crlStatus(ctx, u, cert, issuer, leaf, now)

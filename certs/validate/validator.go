@@ -37,6 +37,10 @@ type Options struct {
 	RetryAfter   time.Duration    // after a failed fetch of a URL, how long it is not tried again: 1m
 	// Skew is how far a CRL's thisUpdate or an OCSP response's thisUpdate may be in the future: 5m.
 	Skew time.Duration
+	// CRLDirs are the directories whose files a file: CRL distribution point may name (a CA that
+	// publishes its CRL as a file beside its certificate, as the development CA does); none: file URLs
+	// are not read.
+	CRLDirs []string
 }
 
 // Validator validates certificates. It is safe for concurrent use; its CRL and OCSP caches are shared

@@ -141,11 +141,23 @@ func devSetup(dir string, now time.Time) (*devSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("development CA: %w", err)
 	}
+	// The development CA publishes its CRL as a file beside it, named by every S/MIME certificate it
+	// issues, and rewritten on every run (revocations in ca/revoked.json).
+	crlURL, err := devca.CRLFileURL(filepath.Join(dir, "ca"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ca.WriteCRL(filepath.Join(dir, "ca"), now, devCRLValidity); err != nil {
+		return nil, fmt.Errorf("development CRL: %w", err)
+	}
 	if _, _, err := ca.IssueTLS(filepath.Join(dir, "tls"), "gateway", []string{"localhost", "127.0.0.1", "::1"}, now); err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	if _, _, err := ca.IssueSMIME(filepath.Join(dir, "smime"), "gateway@cafgate.test", "cafgate gateway", now); err != nil {
+	if _, _, err := ca.IssueSMIMEWithCRL(filepath.Join(dir, "smime"), "gateway@cafgate.test", "cafgate gateway", crlURL, now); err != nil {
 		return nil, fmt.Errorf("gateway S/MIME certificate: %w", err)
+	}
+	if _, _, err := ca.IssueSMIMEWithCRL(filepath.Join(dir, "smime"), devEscrowMail, "Eastshire Police archive", crlURL, now); err != nil {
+		return nil, fmt.Errorf("escrow certificate: %w", err)
 	}
 	entries, err := ldif.Parse(bytes.NewReader(configs.SampleDirectory))
 	if err != nil {
@@ -166,7 +178,7 @@ func devSetup(dir string, now time.Time) (*devSummary, error) {
 		acc := devAccount{Mail: mail, Password: sec.Passwords[mail], TOTPSecret: sec.TOTP[mail]}
 		if devHasCertificate(mail) {
 			name := firstValue(e, "cn")
-			if acc.Cert, acc.Key, err = ca.IssueSMIME(filepath.Join(dir, "people"), mail, name, now); err != nil {
+			if acc.Cert, acc.Key, err = ca.IssueSMIMEWithCRL(filepath.Join(dir, "people"), mail, name, crlURL, now); err != nil {
 				return nil, fmt.Errorf("certificate for %s: %w", mail, err)
 			}
 			if certDER[mail], err = readCertDER(acc.Cert); err != nil {

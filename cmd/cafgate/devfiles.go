@@ -32,13 +32,20 @@ key_file = "tls/gateway.key"
 cert_file = "smime/gateway@cafgate.test.pem"
 key_file = "smime/gateway@cafgate.test.key"
 
-# The development CA is the one trust anchor, for every agency. Its certificates carry no CRL
-# distribution point, so revocation is "soft" here; production anchors should stay "strict".
+# Every copy for a practitioner of Eastshire Police is also encrypted to the police archive
+# (smime/archive@police.cafgate.test.key decrypts it).
+[[smime.escrow]]
+name = "police-archive"
+cert_file = "smime/archive@police.cafgate.test.pem"
+agencies = ["Eastshire Police"]
+
+# The development CA is the one trust anchor, for every agency. Its S/MIME certificates name its CRL
+# file (ca/ca.crl, rewritten on every run) as their distribution point, so revocation is "strict".
 [[trust.anchor]]
 name = "development"
 agencies = ["*"]
 ca_file = "ca/ca.pem"
-revocation = "soft"
+revocation = "strict"
 
 [smtp]
 submission = %q

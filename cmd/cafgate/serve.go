@@ -145,13 +145,18 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		g.shutdown(log)
 		return nil, err
 	}
-	in.SMIME = intakeSMIME(id, validator, roots)
+	in.SMIME = intakeSMIME(id, validator, roots, store, log.With("part", "intake"))
+	sealing, err := sealPolicy(cfg.SMIME, store)
+	if err != nil {
+		g.shutdown(log)
+		return nil, err
+	}
 	g.identity, g.validator = id, validator
 	if err := g.startRelay(cfg, log); err != nil {
 		g.shutdown(log)
 		return nil, err
 	}
-	g.pipeline = deliver.New(deliver.Options{Store: store, Dir: dir, Validator: validator, Signer: id.signer(),
+	g.pipeline = deliver.New(deliver.Options{Store: store, Dir: dir, Validator: validator, Signer: id.signer(), Sealing: sealing,
 		Hostname: cfg.Hostname, Queued: g.relay.Wake, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify,
 		Log: log.With("part", "delivery"),
 		Notice: (&notify.Builder{From: cfg.PickupNotifyFrom(), Report: cfg.PickupReportTo(), Hostname: cfg.Hostname,

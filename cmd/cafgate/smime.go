@@ -1,17 +1,24 @@
 package main
 
 import (
+	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"cafgate/certs/validate"
 	"cafgate/configs"
 	"cafgate/envelope/cms"
+	"cafgate/envelope/smime"
 	"cafgate/gateway/intake"
+	"cafgate/mailbox"
 )
 
 // gatewayIdentity is the gateway's own S/MIME certificate and key: it decrypts submissions encrypted
@@ -46,11 +53,14 @@ func loadIdentity(sc configs.SMIMEConfig) (*gatewayIdentity, error) {
 }
 
 // newValidator builds the certificate validator from the [[trust.anchor]] tables, and the pool of
-// every anchor's roots for building chains.
+// every anchor's roots for building chains. A file: CRL distribution point is read when the file lies
+// in the directory of an anchor's ca_file (where the development CA writes its CRL).
 func newValidator(tc configs.TrustConfig, log *slog.Logger) (*validate.Validator, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	var anchors []validate.Anchor
+	var crlDirs []string
 	for _, a := range tc.Anchors {
+		crlDirs = append(crlDirs, filepath.Dir(a.CAFile))
 		roots, err := validate.LoadPEMCertificates(a.CAFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("trust anchor %q: %w", a.Name, err)
@@ -68,16 +78,17 @@ func newValidator(tc configs.TrustConfig, log *slog.Logger) (*validate.Validator
 			SoftRevocation: strings.EqualFold(a.Revocation, "soft")})
 	}
 	v, err := validate.New(validate.Options{Anchors: anchors, Log: log, FetchTimeout: tc.FetchTimeout.D(),
-		MaxCRLBytes: int64(tc.MaxCRLSize), RetryAfter: tc.RetryAfter.D()})
+		MaxCRLBytes: int64(tc.MaxCRLSize), RetryAfter: tc.RetryAfter.D(), CRLDirs: crlDirs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("trust: %w", err)
 	}
 	return v, pool, nil
 }
 
-// intakeSMIME wires S/MIME submissions: the gateway's key decrypts, the validator checks signers.
-func intakeSMIME(id *gatewayIdentity, v *validate.Validator, roots *x509.CertPool) *intake.SMIME {
-	s := &intake.SMIME{Roots: roots, Validator: v}
+// intakeSMIME wires S/MIME submissions: the gateway's key decrypts, the validator checks signers, and
+// the SMIMECapabilities of every verified signature are remembered in the store for the sender.
+func intakeSMIME(id *gatewayIdentity, v *validate.Validator, roots *x509.CertPool, store *mailbox.Store, log *slog.Logger) *intake.SMIME {
+	s := &intake.SMIME{Roots: roots, Validator: v, Remember: rememberCapabilities(store, log)}
 	if id != nil {
 		s.Decrypter = &cms.Decrypter{Cert: id.Cert, Key: id.Key}
 	}
@@ -91,3 +102,59 @@ func (id *gatewayIdentity) signer() *cms.Signer {
 	}
 	return &cms.Signer{Cert: id.Cert, Key: id.Key, Chain: id.Chain}
 }
+
+// rememberCapabilities records the content-encryption algorithms a verified signature announced. A
+// signature without the SMIMECapabilities attribute tells nothing and changes nothing; a failure to
+// record is logged and does not refuse the message.
+func rememberCapabilities(store *mailbox.Store, log *slog.Logger) func(ctx context.Context, mail string, sig *cms.Signature) {
+	return func(ctx context.Context, mail string, sig *cms.Signature) {
+		if store == nil || sig == nil || !sig.HasCapabilities {
+			return
+		}
+		c := mailbox.Capabilities{Ciphers: []string{}, OAEP: sig.AnnouncesOAEP, At: time.Now()}
+		for _, ci := range sig.Capabilities {
+			c.Ciphers = append(c.Ciphers, ci.String())
+		}
+		fp := sha256.Sum256(sig.Signer.Raw)
+		c.Signer = hex.EncodeToString(fp[:])
+		if err := store.RememberCapabilities(ctx, mail, c); err != nil {
+			log.Warn("smime: remembering the sender's capabilities", "err", err)
+		}
+	}
+}
+
+// sealPolicy is how copies are sealed: the cipher from smime.cbc_for and the recipients' remembered or
+// certified capabilities, and the [[smime.escrow]] certificates as extra recipients.
+func sealPolicy(sc configs.SMIMEConfig, store *mailbox.Store) (*smime.Policy, error) {
+	p := &smime.Policy{CBCFor: sc.CBCFor}
+	for i, e := range sc.Escrow {
+		cert, err := configs.LoadEscrowCert(e.CertFile, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("smime.escrow[%d].cert_file: %w", i, err)
+		}
+		p.Escrow = append(p.Escrow, smime.Escrow{Name: e.Name, Cert: cert, Agencies: e.Agencies})
+	}
+	if store != nil {
+		p.Known = func(ctx context.Context, mail string) (smime.Capabilities, bool, error) {
+			c, ok, err := store.KnownCapabilities(ctx, mail)
+			if err != nil || !ok {
+				return smime.Capabilities{}, false, err
+			}
+			caps := smime.Capabilities{OAEP: c.OAEP}
+			for _, name := range c.Ciphers {
+				if ci, known := cms.CipherByName(name); known {
+					caps.Ciphers = append(caps.Ciphers, ci)
+				}
+			}
+			return caps, true, nil
+		}
+	}
+	return p, nil
+}
+
+// devEscrowMail is the development setup's escrow certificate (cafgate dev): the archive of the
+// sample police agency.
+const devEscrowMail = "archive@police.cafgate.test"
+
+// devCRLValidity is how long the CRL `cafgate dev` writes at each start stays current.
+const devCRLValidity = 30 * 24 * time.Hour

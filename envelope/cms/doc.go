@@ -3,10 +3,12 @@
 // transport by RSA-OAEP (SHA-256 with explicit MGF1 parameters, RFC 4055, or SHA-1) and RSA PKCS#1
 // v1.5, and key agreement by ECDH (RFC 5753, dhSinglePass-stdDH-sha256kdf with AES key wrap, RFC 3394).
 //
-// Signature verification uses github.com/smallstep/pkcs7 behind a depth-limited BER check and a
-// recover; signing, encryption and decryption are written here, because the library's output for
-// AES-GCM, OAEP-SHA256 and its parsing of SKI and ECDH recipients do not interoperate, and its CBC
-// unpadding panics on crafted input.
+// Everything is written here on a depth-limited BER walker, none of it through
+// github.com/smallstep/pkcs7: the library's output for AES-GCM and OAEP-SHA256 and its parsing of SKI
+// and ECDH recipients do not interoperate, its CBC unpadding panics on crafted input, and its
+// verification finds signers only by issuer and serial number and knows no RSASSA-PSS. Verification
+// reads signers identified by issuerAndSerialNumber or subjectKeyIdentifier, with RSA PKCS#1 v1.5,
+// RSASSA-PSS (RFC 4056; SHA-2 with MGF1 of the same hash) or ECDSA signatures.
 //
 // Every decryption failure after a recipient was found is the one error ErrDecrypt, whatever the cause
 // (bad padding, bad tag, bad key transport, malformed structure), and RSA PKCS#1 v1.5 key transport

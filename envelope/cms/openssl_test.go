@@ -2,10 +2,12 @@ package cms
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -140,10 +142,17 @@ func TestWeVerifyWhatOpenSSLSigns(t *testing.T) {
 	if err := os.WriteFile(in, content, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pss := []string{"-keyopt", "rsa_padding_mode:pss"}
 	for _, l := range []leaf{p.rsa2048, p.p256} {
 		cert, key := l.writePEM(t, dir, "signer")
 		base := []string{"cms", "-sign", "-binary", "-md", "sha256", "-in", in, "-signer", cert, "-inkey", key, "-outform", "DER"}
-		for _, extra := range [][]string{nil, {"-stream"}, {"-keyid"}} {
+		extras := [][]string{nil, {"-stream"}, {"-keyid"}, {"-noattr"}, {"-keyid", "-noattr"}}
+		if l.cert.PublicKeyAlgorithm == x509.RSA {
+			extras = append(extras, pss, append([]string{"-keyid"}, pss...), append([]string{"-noattr"}, pss...),
+				append(append([]string{}, pss...), "-keyopt", "rsa_pss_saltlen:max"), append([]string{"-md", "sha512"}, pss...))
+		}
+		for _, extra := range extras {
+			name := strings.Join(extra, " ")
 			det, err := openssl(t, nil, append(base, extra...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -154,21 +163,12 @@ func TestWeVerifyWhatOpenSSLSigns(t *testing.T) {
 				if !errors.Is(err, ErrMalformed) {
 					t.Errorf("-stream as detached: %v", err)
 				}
-				err = nil
-			}
-			if len(extra) > 0 && extra[0] == "-keyid" {
-				// The library finds signers only by issuer and serial number: refused, never accepted.
-				if err == nil {
-					t.Error("-keyid: accepted")
-				}
-				continue
-			}
-			if len(extra) == 0 {
+			} else {
 				if err != nil || !sig.Signer.Equal(l.cert) {
-					t.Errorf("detached: %v", err)
+					t.Errorf("detached %q: %v", name, err)
 				}
 				if _, err := VerifyDetached(det, append(content, '!'), VerifyOptions{Roots: p.roots}); !errors.Is(err, ErrBadSignature) {
-					t.Errorf("detached, tampered: %v", err)
+					t.Errorf("detached %q, tampered: %v", name, err)
 				}
 			}
 			opq, err := openssl(t, nil, append(append(base, "-nodetach"), extra...)...)
@@ -177,8 +177,41 @@ func TestWeVerifyWhatOpenSSLSigns(t *testing.T) {
 			}
 			got, _, err := VerifyOpaque(opq, VerifyOptions{Roots: p.roots})
 			if err != nil || !bytes.Equal(got, content) {
-				t.Errorf("opaque %v: %v", extra, err)
+				t.Errorf("opaque %q: %v", name, err)
+			}
+			// The last octet of the signature value flipped: refused.
+			bad := bytes.Clone(opq)
+			bad[len(bad)-1] ^= 1
+			if _, _, err := VerifyOpaque(bad, VerifyOptions{Roots: p.roots}); err == nil {
+				t.Errorf("opaque %q with a flipped signature octet: accepted", name)
 			}
 		}
+	}
+}
+
+// TestSKISignerMustMatch: a signer identified by a subject key identifier that no certificate in
+// the message carries is refused (the certificate is not guessed).
+func TestSKISignerMustMatch(t *testing.T) {
+	needOpenSSL(t)
+	p := getPKI(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	if err := os.WriteFile(in, []byte("x\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := p.rsa2048.writePEM(t, dir, "signer")
+	opq, err := openssl(t, nil, "cms", "-sign", "-binary", "-md", "sha256", "-in", in, "-signer", cert, "-inkey", key,
+		"-outform", "DER", "-nodetach", "-keyid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski := p.rsa2048.cert.SubjectKeyId
+	i := bytes.LastIndex(opq, append([]byte{0x80, byte(len(ski))}, ski...))
+	if i < 0 || len(ski) == 0 {
+		t.Fatal("no [0] subjectKeyIdentifier signer id in openssl's output")
+	}
+	opq[i+2] ^= 0xff
+	if _, _, err := VerifyOpaque(opq, VerifyOptions{Roots: p.roots}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown key identifier: %v", err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/smallstep/pkcs7"
 )
 
 // VerifyOptions say what a signature must chain to and which policy the signer must meet.
@@ -36,6 +34,8 @@ type Signature struct {
 	Capabilities []Cipher
 	// HasCapabilities is whether the SMIMECapabilities attribute was present at all.
 	HasCapabilities bool
+	// AnnouncesOAEP is whether the SMIMECapabilities announce RSAES-OAEP key transport.
+	AnnouncesOAEP bool
 }
 
 // SupportsGCM reports whether the signer's SMIMECapabilities announce AES-GCM; false when the
@@ -50,38 +50,38 @@ func (s *Signature) SupportsGCM() bool {
 }
 
 // VerifyDetached verifies a detached SignedData (sig, DER or BER) over content and returns the
-// signature. Exactly one signer, SHA-256/384/512, a signer certificate in the message.
+// signature. Exactly one signer, SHA-256/384/512, a signer certificate in the message, identified by
+// issuer and serial number or by subject key identifier; RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA.
 func VerifyDetached(sig, content []byte, opts VerifyOptions) (*Signature, error) {
-	p7, err := parseSigned(sig, opts)
+	sd, err := parseSigned(sig, opts)
 	if err != nil {
 		return nil, err
 	}
-	if len(p7.Content) != 0 {
+	if sd.content != nil {
 		return nil, fmt.Errorf("%w: a detached signature with content", ErrMalformed)
 	}
-	p7.Content = content
-	return verifyParsed(p7, opts)
+	return verifyParsed(sd, content, opts)
 }
 
 // VerifyOpaque verifies a SignedData that encapsulates its content and returns the content and the
 // signature.
 func VerifyOpaque(der []byte, opts VerifyOptions) ([]byte, *Signature, error) {
-	p7, err := parseSigned(der, opts)
+	sd, err := parseSigned(der, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(p7.Content) == 0 {
+	if len(sd.content) == 0 {
 		return nil, nil, fmt.Errorf("%w: no encapsulated content", ErrMalformed)
 	}
-	s, err := verifyParsed(p7, opts)
+	s, err := verifyParsed(sd, sd.content, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return p7.Content, s, nil
+	return sd.content, s, nil
 }
 
-// parseSigned checks the input (size, BER depth, content types) and parses it with the library.
-func parseSigned(der []byte, opts VerifyOptions) (*pkcs7.PKCS7, error) {
+// parseSigned checks the input (size, BER depth, content types) and parses it.
+func parseSigned(der []byte, opts VerifyOptions) (*signedData, error) {
 	limit := opts.MaxBytes
 	if limit <= 0 {
 		limit = DefaultMaxBytes
@@ -92,15 +92,15 @@ func parseSigned(der []byte, opts VerifyOptions) (*pkcs7.PKCS7, error) {
 	if err := checkSignedData(der); err != nil {
 		return nil, err
 	}
-	var p7 *pkcs7.PKCS7
+	var sd *signedData
 	err := guard(func() (err error) {
-		p7, err = pkcs7.Parse(der)
+		sd, err = parseSignedData(der, limit)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, err
 	}
-	return p7, nil
+	return sd, nil
 }
 
 // checkSignedData walks the structure the library will parse: one well-formed BER element within
@@ -135,30 +135,27 @@ func checkSignedData(der []byte) error {
 	return nil
 }
 
-// verifyParsed checks the signature (library, without chain), then the chain at opts.Now, then the
-// caller's policy.
-func verifyParsed(p7 *pkcs7.PKCS7, opts VerifyOptions) (*Signature, error) {
-	if len(p7.Signers) != 1 {
-		return nil, fmt.Errorf("%w: %d signers", ErrUnsupported, len(p7.Signers))
+// verifyParsed checks the signature, then the chain at opts.Now, then the caller's policy.
+func verifyParsed(sd *signedData, content []byte, opts VerifyOptions) (*Signature, error) {
+	if len(sd.signers) != 1 {
+		return nil, fmt.Errorf("%w: %d signers", ErrUnsupported, len(sd.signers))
 	}
-	if !strongDigest(p7.Signers[0].DigestAlgorithm.Algorithm) {
-		return nil, fmt.Errorf("%w: digest %v", ErrUnsupported, p7.Signers[0].DigestAlgorithm.Algorithm)
+	si := &sd.signers[0]
+	if !strongDigest(si.digest) {
+		return nil, fmt.Errorf("%w: digest %v", ErrUnsupported, si.digest)
 	}
-	signer := p7.GetOnlySigner()
+	signer := si.signerCert(sd.certs)
 	if signer == nil {
 		return nil, fmt.Errorf("%w: the signer's certificate is not in the message", ErrUnsupported)
 	}
-	if err := checkContentTypeAttr(p7); err != nil {
+	if err := verifySigner(si, content, signer); err != nil {
 		return nil, err
 	}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if err := guard(func() error { return p7.VerifyWithChainAtTime(nil, now) }); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	sig := &Signature{Signer: signer, Intermediates: others(p7.Certificates, signer)}
+	sig := &Signature{Signer: signer, Intermediates: others(sd.certs, signer)}
 	chain, err := verifyChain(signer, sig.Intermediates, opts.Roots, now)
 	if err != nil {
 		return nil, err
@@ -169,7 +166,7 @@ func verifyParsed(p7 *pkcs7.PKCS7, opts VerifyOptions) (*Signature, error) {
 			return nil, fmt.Errorf("cms: signer refused: %w", err)
 		}
 	}
-	readAttributes(p7, sig)
+	readAttributes(si, sig)
 	return sig, nil
 }
 
@@ -193,38 +190,18 @@ func verifyChain(signer *x509.Certificate, intermediates []*x509.Certificate, ro
 	return chains[0], nil
 }
 
-// checkContentTypeAttr requires the content-type signed attribute, when attributes are present, to
-// be id-data (RFC 5652 11.1; the library leaves this unchecked).
-func checkContentTypeAttr(p7 *pkcs7.PKCS7) error {
-	if len(p7.Signers[0].AuthenticatedAttributes) == 0 {
-		return nil
-	}
-	var ct asn1.ObjectIdentifier
-	if err := p7.UnmarshalSignedAttribute(oidAttrContentType, &ct); err != nil || !ct.Equal(oidData) {
-		return fmt.Errorf("%w: content-type attribute missing or not id-data", ErrBadSignature)
-	}
-	return nil
-}
-
 // readAttributes fills the signing time and capabilities from the signed attributes, if any.
-func readAttributes(p7 *pkcs7.PKCS7, sig *Signature) {
-	var t time.Time
-	if p7.UnmarshalSignedAttribute(oidAttrSigningTime, &t) == nil {
-		sig.SigningTime = t
-	}
-	var caps []struct {
-		ID     asn1.ObjectIdentifier
-		Params asn1.RawValue `asn1:"optional"`
-	}
-	if p7.UnmarshalSignedAttribute(oidAttrSMIMECaps, &caps) != nil {
+func readAttributes(si *signerInfo, sig *Signature) {
+	sig.SigningTime = si.signingTime()
+	vals := si.attrs[oidAttrSMIMECaps.String()]
+	if len(vals) != 1 {
 		return
 	}
-	sig.HasCapabilities = true
-	for _, c := range caps {
-		if ci, ok := cipherForOID(c.ID); ok {
-			sig.Capabilities = append(sig.Capabilities, ci)
-		}
+	caps, oaep, err := ParseCapabilities(vals[0].full)
+	if err != nil {
+		return
 	}
+	sig.HasCapabilities, sig.Capabilities, sig.AnnouncesOAEP = true, caps, oaep
 }
 
 func strongDigest(oid asn1.ObjectIdentifier) bool {

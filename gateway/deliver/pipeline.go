@@ -14,6 +14,7 @@ import (
 	"cafgate/certs/validate"
 	"cafgate/directory"
 	"cafgate/envelope/cms"
+	"cafgate/envelope/smime"
 	"cafgate/mailbox"
 	"cafgate/policy"
 )
@@ -39,7 +40,8 @@ type Options struct {
 	Store     Store
 	Dir       directory.Directory
 	Validator Validator
-	Signer    *cms.Signer // the gateway's S/MIME identity; nil: no copy can be sealed
+	Signer    *cms.Signer   // the gateway's S/MIME identity; nil: no copy can be sealed
+	Sealing   *smime.Policy // cipher choice and escrow recipients; nil: AES-256-GCM to the recipient only
 	Hostname  string
 	Queued    func() // told after a step queued mail (the relay's Wake)
 	// Hosted reports whether a recipient's mailbox is hosted here (their copy goes into it instead of

@@ -13,7 +13,6 @@ import (
 
 	"cafgate/certs/validate"
 	"cafgate/directory"
-	"cafgate/envelope/cms"
 	"cafgate/envelope/pkg"
 	"cafgate/envelope/smime"
 	"cafgate/mailbox"
@@ -75,15 +74,19 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.De
 		step.LinkHosted = p.opt.Hosted(w.Recipient)
 		return step, nil
 	}
+	plan, err := p.opt.Sealing.Plan(ctx, w.Recipient, entry.Agency, cert)
+	if err != nil {
+		return step, fmt.Errorf("choosing the encryption: %w", err)
+	}
 	var sealed bytes.Buffer
-	err = smime.Seal(&sealed, copyBytes, smime.SealOptions{Signer: p.opt.Signer,
-		Encrypt: &cms.EncryptOptions{Cipher: cms.AES256GCM, Recipients: []cms.Recipient{{Cert: cert}}}})
+	err = smime.Seal(&sealed, copyBytes, smime.SealOptions{Signer: p.opt.Signer, Encrypt: &plan.Encrypt})
 	if err != nil {
 		return step, fmt.Errorf("sealing: %w", err)
 	}
 	fp := sha256.Sum256(cert.Raw)
 	step.EventType = "encrypted"
-	step.EventData = mailbox.EncryptedEvent(w.Recipient, hex.EncodeToString(fp[:]), w.Decision.Allowed)
+	step.EventData = mailbox.SealedEvent(mailbox.EncryptedEvent(w.Recipient, hex.EncodeToString(fp[:]), w.Decision.Allowed),
+		plan.Cipher.String(), plan.Why, plan.Escrow)
 	if p.opt.Hosted(w.Recipient) {
 		step.State = mailbox.StateDelivered
 		step.Hosted = &mailbox.Delivery{MessageID: w.MessageID, Recipient: w.Recipient, Content: sealed.Bytes()}

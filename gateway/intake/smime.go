@@ -23,6 +23,8 @@ type SMIME struct {
 	Decrypter *cms.Decrypter      // the gateway's S/MIME key; nil refuses encrypted submissions
 	Roots     *x509.CertPool      // every trust anchor's roots, for building the signature's chain
 	Validator *validate.Validator // the full check: usage, dates, agency's anchor, mail, revocation
+	// Remember, when set, is given the sender's verified signature (its SMIMECapabilities).
+	Remember func(ctx context.Context, mail string, sig *cms.Signature)
 }
 
 // Opened is what an S/MIME submission held.
@@ -77,6 +79,9 @@ func (in *Intake) openSMIME(ctx context.Context, s *Submission) (*Opened, *fault
 	}
 	if err := CheckContent(out.Content); err != nil {
 		return nil, err
+	}
+	if out.Signed && in.SMIME != nil && in.SMIME.Remember != nil {
+		in.SMIME.Remember(ctx, s.Sender.Mail, o.Signature())
 	}
 	return out, nil
 }
