@@ -16,7 +16,6 @@ require (
 	github.com/pb33f/libopenapi-validator v0.14.0
 	github.com/pquerna/otp v1.5.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
-	github.com/smallstep/pkcs7 v0.2.3
 	golang.org/x/crypto v0.54.0
 	golang.org/x/mod v0.42.0
 )
