@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 
 	"golang.org/x/mod/sumdb/note"
@@ -49,6 +50,11 @@ type VerifyOptions struct {
 	// External are checkpoints kept outside the database (the checkpoint file, a witness), opened
 	// with Verifier. They are what shows a log that was truncated and rebuilt.
 	External []*Checkpoint
+	// Readers, when set, is a pool of read connections to the same database: the events are then read
+	// and hashed on Workers connections of it in parallel (scanParallel). Without it, one pass over q.
+	Readers *sql.DB
+	// Workers is the number of parallel readers; 0: one per CPU (GOMAXPROCS).
+	Workers int
 }
 
 // Report is the outcome of Verify.
@@ -73,7 +79,17 @@ func Verify(ctx context.Context, q Querier, opt VerifyOptions) (*Report, error) 
 	if err != nil {
 		return rep, err
 	}
-	if f, err := scan(ctx, q, cps, rep); err != nil || f != nil {
+	var f *Finding
+	if opt.Readers != nil {
+		workers := opt.Workers
+		if workers <= 0 {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		f, err = scanParallel(ctx, q, opt.Readers, workers, cps, rep)
+	} else {
+		f, err = scan(ctx, q, cps, rep)
+	}
+	if err != nil || f != nil {
 		if f != nil {
 			rep.Findings = append([]Finding{*f}, rep.Findings...)
 		}
@@ -228,6 +244,12 @@ func checkNodes(p uint64, completed []Hash, nodes []byte) *Finding {
 // file (empty: none), and checks the stored tree head appends extend. The file is read before the
 // database snapshot is taken, so every checkpoint in it is covered by the snapshot.
 func VerifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpointFile string) (*Report, error) {
+	return verifyDatabase(ctx, db, v, checkpointFile, db, 0)
+}
+
+// verifyDatabase is VerifyDatabase reading the events on workers connections of readers (nil: on the
+// snapshot's own connection).
+func verifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpointFile string, readers *sql.DB, workers int) (*Report, error) {
 	var external []*Checkpoint
 	var fileFindings []Finding
 	var warnings []string
@@ -260,7 +282,7 @@ func VerifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpoint
 		return nil, err
 	}
 	defer tx.Rollback()
-	rep, err := Verify(ctx, tx, VerifyOptions{Verifier: v, External: external})
+	rep, err := Verify(ctx, tx, VerifyOptions{Verifier: v, External: external, Readers: readers, Workers: workers})
 	if err != nil {
 		return rep, err
 	}
