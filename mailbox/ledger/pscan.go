@@ -35,6 +35,7 @@ type batchResult struct {
 	top   []byte   // the last row's subtree hashes above batchLevel (checked by the combiner)
 	edge  []Hash   // the batch's right edge after its last row that passed
 	edges map[uint64][]Hash
+	rots  []uint64 // positions of key rotation events
 	err   error
 }
 
@@ -107,6 +108,11 @@ func scanParallel(ctx context.Context, q Querier, readers *sql.DB, workers int, 
 		}
 		a := b * bsize
 		rep.Bytes += r.bytes
+		for _, p := range r.rots {
+			if p < a+r.rows {
+				rep.rotations = append(rep.rotations, p)
+			}
+		}
 		full := r.rows == bsize
 		// Checkpoints reached inside the batch (before its failing row, or before its end).
 		for next < len(cps) && cps[next].Size <= a+r.rows && cps[next].Size < a+bsize {
@@ -249,6 +255,9 @@ func (v *batchVerifier) batch(rows driver.Rows, a, want uint64) (*batchResult, e
 			break
 		}
 		r.bytes += int64(len(event))
+		if isRotation(event) {
+			r.rots = append(r.rots, p)
+		}
 		v.completed = t.Append(h, v.completed[:0])
 		global := completedBy(p)
 		if len(nodes) != global*len(h) {
