@@ -23,7 +23,7 @@ import (
 // events 32-36 under key 2.
 type rotated struct {
 	*fixture
-	keys    []string     // public keys, oldest first
+	keys    []string      // public keys, oldest first
 	retired []*ledger.Key // the private keys rotated out, kept by the test to misuse them
 }
 
@@ -318,4 +318,24 @@ func TestRotationFinishedAfterACrash(t *testing.T) {
 		t.Fatalf("store with a stale pending key: %v", err)
 	}
 	s.Close()
+}
+
+// A pool of two connections (one held by the snapshot) verifies with one worker; a pool of one with
+// the sequential pass: neither waits for a connection that never comes.
+func TestVerifyWithASmallPool(t *testing.T) {
+	f := build(t, 30, 10)
+	for _, conns := range []int{1, 2} {
+		rdb, err := mailbox.OpenLedgerReader(f.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb.SetMaxOpenConns(conns)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		rep, err := ledger.VerifyDatabase(ctx, rdb, f.v, f.cpFile)
+		cancel()
+		rdb.Close()
+		if err != nil || !rep.OK() || rep.Events != 30 {
+			t.Fatalf("%d connections: %v %+v", conns, err, rep)
+		}
+	}
 }

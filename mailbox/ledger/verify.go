@@ -100,7 +100,14 @@ func Verify(ctx context.Context, q Querier, opt VerifyOptions) (*Report, error) 
 		if workers <= 0 {
 			workers = runtime.GOMAXPROCS(0)
 		}
-		f, err = scanParallel(ctx, q, opt.Readers, workers, cps, rep)
+		if m := opt.Readers.Stats().MaxOpenConnections; m > 0 {
+			workers = min(workers, m-1) // q may hold one of the pool's connections
+		}
+		if workers >= 1 {
+			f, err = scanParallel(ctx, q, opt.Readers, workers, cps, rep)
+		} else {
+			f, err = scan(ctx, q, cps, rep)
+		}
 	} else {
 		f, err = scan(ctx, q, cps, rep)
 	}
