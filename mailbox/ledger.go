@@ -297,12 +297,13 @@ func (s *Store) Checkpoint(ctx context.Context) (*ledger.Checkpoint, error) {
 	return s.led.cp.Checkpoint(ctx)
 }
 
-// LedgerKey returns the ledger's public verifier key (NAME+HASH+BASE64), or "" for a read-only store.
+// LedgerKey returns the ledger's current public verifier key (NAME+HASH+BASE64), or "" for a read-only
+// store. After a rotation by another process it is the new key from the next checkpoint on.
 func (s *Store) LedgerKey() string {
 	if s.led == nil {
 		return ""
 	}
-	return s.led.key.VKey
+	return s.led.cp.CurrentKey().VKey
 }
 
 // LedgerChildHash returns the keyed hash under which a child identifier may appear in ledger events

@@ -46,7 +46,7 @@ func ledgerFileFlags(fs *flag.FlagSet) {
 	fs.String("config", "", "configuration file (default /etc/cafgate/cafgate.toml when --db is not given)")
 	fs.String("db", "", "database file, e.g. a copy taken off the machine (default: the configured store.database)")
 	fs.String("checkpoint", "", "checkpoint file (default: ledger.checkpoint_file, or checkpoints beside --db)")
-	fs.String("pub", "", "ledger public key (NAME+HASH+BASE64) or a file holding it (default: the key file's .pub)")
+	fs.String("pub", "", "ledger public key (NAME+HASH+BASE64) or a file holding one or more, any key of the log's key chain (default: the key file's .pub)")
 	fs.String("key", "", "the ledger's private key file, to take the public key from")
 	fs.Bool("json", false, "print JSON")
 }

@@ -86,6 +86,14 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	return c.last, werr
 }
 
+// CurrentKey returns the key the next checkpoint is signed with (it changes when another process
+// rotates the key).
+func (c *Checkpointer) CurrentKey() *Key {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Key
+}
+
 // load reads the newest checkpoint from the database and from the file, opening them with the key
 // chain (the keys before a rotation signed the older ones).
 func (c *Checkpointer) load(ctx context.Context) error {
