@@ -184,8 +184,18 @@ func TestRotationRefusesUnknownAndRetiredKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := r.verifyKeys(t, insert(t, cp), r.keys[0]); !rep.OK() {
+	db := insert(t, cp)
+	if rep := r.verifyKeys(t, db, r.keys[0]); !rep.OK() {
 		t.Fatalf("old key within its span: %v", rep.Findings)
+	}
+	// That checkpoint, stored after the new key's, does not stop a proof under the current key.
+	v, err := ledger.LoadVerifier(r.keys[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ledger.Prove(context.Background(), rawOpen(t, db), 3, v)
+	if err != nil || p.Size != 37 || p.Verify(v) != nil {
+		t.Fatalf("prove after an old key's checkpoint: %v", err)
 	}
 }
 
