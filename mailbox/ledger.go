@@ -220,7 +220,7 @@ func (s *Store) openLedger(ctx context.Context) error {
 			"key", key.Signer.Name(), "origin", opt.Origin)
 	}
 	s.led = &ledgerState{opt: opt, key: key, done: make(chan struct{}), cp: &ledger.Checkpointer{
-		Read: s.rdb, Write: s.wdb, Key: key, File: opt.CheckpointFile, Witness: opt.WitnessURL,
+		Read: s.rdb, Write: s.wdb, Key: key, KeyFile: opt.KeyFile, File: opt.CheckpointFile, Witness: opt.WitnessURL,
 		Client: opt.WitnessClient, Log: s.opt.Log.With("part", "ledger"), Now: s.opt.Now,
 	}}
 	return nil
@@ -236,6 +236,9 @@ func (s *Store) ledgerKey(ctx context.Context, opt LedgerOptions) (*ledger.Key, 
 		return nil, classify(err)
 	}
 	if known != "" {
+		if err := finishRotation(opt.KeyFile, known, s.opt.Log.Info); err != nil {
+			return nil, err
+		}
 		if _, err := os.Stat(opt.KeyFile); err != nil {
 			return nil, fmt.Errorf("mailbox: ledger key file %s: %w; this database's ledger is signed with %s (set ledger.key_file to its file)", opt.KeyFile, err, known)
 		}
@@ -297,12 +300,13 @@ func (s *Store) Checkpoint(ctx context.Context) (*ledger.Checkpoint, error) {
 	return s.led.cp.Checkpoint(ctx)
 }
 
-// LedgerKey returns the ledger's public verifier key (NAME+HASH+BASE64), or "" for a read-only store.
+// LedgerKey returns the ledger's current public verifier key (NAME+HASH+BASE64), or "" for a read-only
+// store. After a rotation by another process it is the new key from the next checkpoint on.
 func (s *Store) LedgerKey() string {
 	if s.led == nil {
 		return ""
 	}
-	return s.led.key.VKey
+	return s.led.cp.CurrentKey().VKey
 }
 
 // LedgerChildHash returns the keyed hash under which a child identifier may appear in ledger events
@@ -452,4 +456,116 @@ func AppendLedgerEvent(ctx context.Context, path, typ, messageID string, data an
 		return 0, classify(err)
 	}
 	return e.N, classify(tx.Commit())
+}
+
+// finishRotation completes a key rotation that committed but crashed before the new key file was put
+// in place: if KEYFILE.new holds the key the database names (known), it replaces KEYFILE.
+func finishRotation(keyFile, known string, logf func(string, ...any)) error {
+	pending := keyFile + ".new"
+	k, err := ledger.LoadKey(pending)
+	if err != nil {
+		return nil // no rotation half done (a stale or foreign file is left to the operator)
+	}
+	if k.VKey != known {
+		if cur, err := ledger.LoadKey(keyFile); err == nil && cur.VKey == known {
+			_ = os.Remove(pending) // a rotation that never committed
+		}
+		return nil
+	}
+	if err := os.Rename(pending, keyFile); err != nil {
+		return fmt.Errorf("mailbox: finishing the ledger key rotation: %w", err)
+	}
+	if err := ledger.SyncDir(filepath.Dir(keyFile)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile+".pub", []byte(k.VKey+"\n"), 0o644); err != nil {
+		return err
+	}
+	logf("ledger key rotation finished: the new key file was put in place", "key", k.VKey)
+	return nil
+}
+
+// KeyRotation is the outcome of RotateLedgerKey.
+type KeyRotation struct {
+	Event      uint64             // the key-rotated event's number
+	Old, New   string             // the public keys
+	Checkpoint *ledger.Checkpoint // the first checkpoint under the new key, covering the rotation
+	KeyFile    string
+	PubFile    string
+	FileErr    error // appending that checkpoint to the checkpoint file failed (the next one repairs it)
+}
+
+// RotateLedgerKey replaces the ledger's checkpoint signing key of the database at path, beside a
+// running gateway if there is one: a new key with the same name is written to KEYFILE.new; in one
+// transaction the rotation event (its statement signed by the old and the new key), a checkpoint
+// under the new key covering it, and the database's record of the key are written; then the new key
+// replaces the old key file (the old private key is gone: nothing may sign with it again) and the
+// checkpoint is appended to the checkpoint file. A running gateway signs its next checkpoint with the
+// new key. by and reason are recorded in the event.
+func RotateLedgerKey(ctx context.Context, path string, opt LedgerOptions, by, reason string, now time.Time) (*KeyRotation, error) {
+	opt = opt.withDefaults(path)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	db, err := openWriter(path, defaultBusyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if v, err := schemaVersion(ctx, db); err != nil || v != len(ms) {
+		return nil, errors.Join(err, fmt.Errorf("%w: database schema version %d, this program's is %d", ErrUnavailable, v, len(ms)))
+	}
+	var known string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'ledger_public_key'`).Scan(&known); err != nil {
+		return nil, fmt.Errorf("mailbox: this database has no ledger key yet (start the gateway once): %w", err)
+	}
+	if err := finishRotation(opt.KeyFile, known, func(string, ...any) {}); err != nil {
+		return nil, err
+	}
+	old, err := ledger.LoadKey(opt.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if old.VKey != known {
+		return nil, fmt.Errorf("mailbox: ledger key %s is %s, but this database's ledger is signed with %s (set ledger.key_file to its file)", opt.KeyFile, old.VKey, known)
+	}
+	pending := opt.KeyFile + ".new"
+	_ = os.Remove(pending) // left by an attempt that did not commit (finishRotation kept any that did)
+	nk, err := ledger.CreateKey(pending, old.Signer.Name(), nil)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		os.Remove(pending)
+		return nil, classify(err)
+	}
+	defer tx.Rollback()
+	n, cp, err := ledger.RotateKey(ctx, tx, old, nk, now, by, reason)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE name = 'ledger_public_key'`, nk.VKey)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		tx.Rollback()
+		var still string
+		if db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'ledger_public_key'`).Scan(&still) == nil && still == known {
+			os.Remove(pending)
+		}
+		return nil, classify(err)
+	}
+	if err := finishRotation(opt.KeyFile, nk.VKey, func(string, ...any) {}); err != nil {
+		return nil, fmt.Errorf("the rotation is recorded but the new key file %s could not replace %s (the gateway finishes it when it starts): %w", pending, opt.KeyFile, err)
+	}
+	r := &KeyRotation{Event: n, Old: old.VKey, New: nk.VKey, Checkpoint: cp, KeyFile: opt.KeyFile, PubFile: opt.KeyFile + ".pub"}
+	if opt.CheckpointFile != "" {
+		r.FileErr = ledger.AppendCheckpointFile(opt.CheckpointFile, cp.Note)
+	}
+	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,9 @@ func ledgerCommands() []command {
 		{name: "ledger check-proof", args: "--pub KEY|FILE [PROOF-FILE]",
 			short: "check a proof printed by cafgate ledger prove (from the file or standard input)",
 			run:   runLedgerCheckProof, flags: ledgerCheckFlags},
+		{name: "ledger rotate-key", args: "[--config FILE | --db FILE] [--key FILE] [--checkpoint FILE] --reason TEXT [--operator NAME]",
+			short: "replace the checkpoint signing key: records the change in the ledger, signed by the old and the new key, and signs a checkpoint with the new key",
+			run:   runLedgerRotateKey, flags: ledgerRotateFlags},
 		{name: "ledger show", args: "--package ID | --practitioner MAIL | --since TIME [--type TYPE] --reason TEXT [--operator NAME] [--json]",
 			short: "print ledger events; the access itself is recorded in the ledger with the operator and the reason",
 			run:   runLedgerShow, flags: ledgerShowFlags},
@@ -42,8 +46,18 @@ func ledgerFileFlags(fs *flag.FlagSet) {
 	fs.String("config", "", "configuration file (default /etc/cafgate/cafgate.toml when --db is not given)")
 	fs.String("db", "", "database file, e.g. a copy taken off the machine (default: the configured store.database)")
 	fs.String("checkpoint", "", "checkpoint file (default: ledger.checkpoint_file, or checkpoints beside --db)")
-	fs.String("pub", "", "ledger public key (NAME+HASH+BASE64) or a file holding it (default: the key file's .pub)")
+	fs.String("pub", "", "ledger public key (NAME+HASH+BASE64) or a file holding one or more, any key of the log's key chain (default: the key file's .pub)")
 	fs.String("key", "", "the ledger's private key file, to take the public key from")
+	fs.Bool("json", false, "print JSON")
+}
+
+func ledgerRotateFlags(fs *flag.FlagSet) {
+	fs.String("config", "", "configuration file (default /etc/cafgate/cafgate.toml when --db is not given)")
+	fs.String("db", "", "database file (default: the configured store.database)")
+	fs.String("key", "", "the ledger's private key file (default: ledger.key_file, or ledger.key beside --db)")
+	fs.String("checkpoint", "", "checkpoint file (default: ledger.checkpoint_file, or checkpoints beside --db)")
+	fs.String("reason", "", "why the key is rotated (required; recorded in the ledger)")
+	fs.String("operator", "", "who you are (default $USER; recorded in the ledger)")
 	fs.Bool("json", false, "print JSON")
 }
 
@@ -65,8 +79,19 @@ func ledgerShowFlags(fs *flag.FlagSet) {
 // ledgerFiles are the files a ledger command works on.
 type ledgerFiles struct {
 	db, checkpoint string
-	verifier       note.Verifier
-	keySource      string // where the public key came from, for the report
+	keys           []string // trusted public keys (any of the log's key chain)
+	keySource      string   // where the public key came from, for the report
+	keyFile        string   // the private key file (configured or beside the database)
+	origin         string   // ledger.origin from the configuration, if any
+}
+
+// verifier returns the verifier of the newest trusted key given, or nil.
+func (f *ledgerFiles) verifier() note.Verifier {
+	if len(f.keys) == 0 {
+		return nil
+	}
+	v, _ := note.NewVerifier(f.keys[len(f.keys)-1])
+	return v
 }
 
 // ledgerLocate resolves the database, checkpoint file and public key from the flags and, when needed,
@@ -90,6 +115,7 @@ func ledgerLocate(fs *flag.FlagSet) (*ledgerFiles, error) {
 			f.checkpoint = cfg.Ledger.CheckpointFile
 		}
 		keyFile = cfg.Ledger.KeyFile
+		f.origin = cfg.Ledger.Origin
 	}
 	beside := func(name string) string { return filepath.Join(filepath.Dir(f.db), name) }
 	if f.checkpoint == "" {
@@ -98,17 +124,24 @@ func ledgerLocate(fs *flag.FlagSet) (*ledgerFiles, error) {
 	if keyFile == "" {
 		keyFile = beside("ledger.key")
 	}
+	f.keyFile = keyFile
+	if fs.Lookup("pub") == nil { // rotate-key: --key is the private key to rotate
+		if key := flagString(fs, "key"); key != "" {
+			f.keyFile = key
+		}
+		return f, nil
+	}
 	var err error
 	switch pub, key := flagString(fs, "pub"), flagString(fs, "key"); {
 	case pub != "":
-		f.verifier, err = ledger.LoadVerifier(pub)
+		f.keys, err = ledger.LoadKeys(pub)
 		f.keySource = pub
 	case key != "":
-		f.verifier, err = ledger.LoadVerifier(key)
+		f.keys, err = ledger.LoadKeys(key)
 		f.keySource = key
 	default:
 		if _, serr := os.Stat(keyFile + ".pub"); serr == nil {
-			f.verifier, err = ledger.LoadVerifier(keyFile + ".pub")
+			f.keys, err = ledger.LoadKeys(keyFile + ".pub")
 			f.keySource = keyFile + ".pub"
 		}
 	}
@@ -129,7 +162,7 @@ func runLedgerVerify(c *cli, fs *flag.FlagSet, args []string) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	rep, err := ledger.VerifyDatabase(context.Background(), db, f.verifier, f.checkpoint)
+	rep, err := ledger.VerifyDatabaseKeys(context.Background(), db, f.keys, f.checkpoint)
 	if err != nil {
 		return err
 	}
@@ -148,8 +181,18 @@ func runLedgerVerify(c *cli, fs *flag.FlagSet, args []string) error {
 
 func ledgerVerifyText(c *cli, f *ledgerFiles, rep *ledger.Report, took time.Duration) {
 	fmt.Fprintf(c.out, "ledger %s: %d events (%.1f MB) read in %v\n", f.db, rep.Events, float64(rep.Bytes)/1e6, took.Round(time.Millisecond))
-	if f.verifier != nil {
-		fmt.Fprintf(c.out, "public key %s (%s), checkpoint file %s\n", f.verifier.Name(), f.keySource, f.checkpoint)
+	if v := f.verifier(); v != nil {
+		fmt.Fprintf(c.out, "public key %s (%s), checkpoint file %s\n", v.Name(), f.keySource, f.checkpoint)
+	}
+	if len(rep.Keys) > 1 {
+		fmt.Fprintf(c.out, "key chain (%d keys, followed through the key rotation events):\n", len(rep.Keys))
+		for _, k := range rep.Keys {
+			mark := ""
+			if k.Anchored {
+				mark = "  [given]"
+			}
+			fmt.Fprintf(c.out, "  %s signs %s%s\n", k.VKey, k.Span(), mark)
+		}
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintln(c.out, "WARNING:", w)
@@ -177,6 +220,12 @@ func ledgerVerifyJSON(c *cli, f *ledgerFiles, rep *ledger.Report, took time.Dura
 		Source string `json:"source"`
 		Size   uint64 `json:"size"`
 	}
+	type keyJSON struct {
+		Key   string `json:"key"`
+		From  uint64 `json:"from"`
+		Until uint64 `json:"until,omitempty"`
+		Given bool   `json:"given"`
+	}
 	type findingJSON struct {
 		Kind   string `json:"kind"`
 		Event  uint64 `json:"event"`
@@ -191,10 +240,11 @@ func ledgerVerifyJSON(c *cli, f *ledgerFiles, rep *ledger.Report, took time.Dura
 		Seconds     float64       `json:"seconds"`
 		Root        string        `json:"root,omitempty"`
 		Checkpoints []cpJSON      `json:"checkpoints"`
+		Keys        []keyJSON     `json:"keys"`
 		Findings    []findingJSON `json:"findings"`
 		Warnings    []string      `json:"warnings"`
 	}{OK: rep.OK(), Database: f.db, Events: rep.Events, Bytes: rep.Bytes, Seconds: took.Seconds(),
-		Checkpoints: []cpJSON{}, Findings: []findingJSON{}, Warnings: append([]string{}, rep.Warnings...)}
+		Checkpoints: []cpJSON{}, Findings: []findingJSON{}, Keys: []keyJSON{}, Warnings: append([]string{}, rep.Warnings...)}
 	if rep.OK() {
 		out.Root = rep.Root.String()
 	}
@@ -203,6 +253,13 @@ func ledgerVerifyJSON(c *cli, f *ledgerFiles, rep *ledger.Report, took time.Dura
 	}
 	for _, fd := range rep.Findings {
 		out.Findings = append(out.Findings, findingJSON{fd.Kind, fd.Event, fd.Last, fd.Detail})
+	}
+	for _, k := range rep.Keys {
+		until := k.Until
+		if until == math.MaxUint64 {
+			until = 0
+		}
+		out.Keys = append(out.Keys, keyJSON{k.VKey, k.From, until, k.Anchored})
 	}
 	enc := json.NewEncoder(c.out)
 	enc.SetIndent("", "  ")
@@ -217,7 +274,7 @@ func runLedgerProve(c *cli, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.verifier == nil {
+	if len(f.keys) == 0 {
 		fmt.Fprintln(c.err, "WARNING: no public key found: the proof is printed without checking it")
 	}
 	db, err := mailbox.OpenLedgerReader(f.db)
@@ -241,7 +298,15 @@ func runLedgerProve(c *cli, fs *flag.FlagSet, args []string) error {
 		}
 		n = uint64(seq)
 	}
-	p, err := ledger.Prove(ctx, tx, n, f.verifier)
+	var v note.Verifier
+	if len(f.keys) > 0 { // the proof's checkpoint is the newest: signed by the current key of the chain
+		chain, err := ledger.LoadKeyChain(ctx, tx, f.keys...)
+		if err != nil {
+			return err
+		}
+		v = chain[len(chain)-1].Verifier
+	}
+	p, err := ledger.Prove(ctx, tx, n, v)
 	if err != nil {
 		return err
 	}
@@ -392,4 +457,45 @@ func firstNonEmpty(xs ...string) string {
 		}
 	}
 	return ""
+}
+
+func runLedgerRotateKey(c *cli, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%w: ledger rotate-key takes flags only", errUsage)
+	}
+	reason := strings.TrimSpace(flagString(fs, "reason"))
+	operator := strings.TrimSpace(flagString(fs, "operator"))
+	if operator == "" {
+		operator = firstNonEmpty(os.Getenv("USER"), os.Getenv("LOGNAME"))
+	}
+	if reason == "" || operator == "" {
+		return fmt.Errorf("%w: say why the key is rotated (--reason) and who you are (--operator or $USER): both are recorded in the ledger", errUsage)
+	}
+	f, err := ledgerLocate(fs)
+	if err != nil {
+		return err
+	}
+	r, err := mailbox.RotateLedgerKey(context.Background(), f.db,
+		mailbox.LedgerOptions{KeyFile: f.keyFile, CheckpointFile: f.checkpoint, Origin: f.origin}, operator, reason, time.Now())
+	if err != nil {
+		return err
+	}
+	if flagBool(fs, "json") {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"event": r.Event, "old": r.Old, "new": r.New, "checkpoint_size": r.Checkpoint.Size,
+			"key_file": r.KeyFile, "public_key_file": r.PubFile}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.out, "ledger key rotated at event %d\nold key (retired, signs trees of up to %d events): %s\nnew key: %s\n",
+			r.Event, r.Event, r.Old, r.New)
+		fmt.Fprintf(c.out, "first checkpoint under the new key covers %d events\nnew private key in %s, its public key in %s\n",
+			r.Checkpoint.Size, r.KeyFile, r.PubFile)
+		fmt.Fprintln(c.out, "give the new public key to auditors and to the witness; the old one keeps verifying the checkpoints it signed")
+	}
+	if r.FileErr != nil {
+		fmt.Fprintf(c.err, "WARNING: the new checkpoint could not be appended to %s: %v (the gateway's next checkpoint repairs it)\n", f.checkpoint, r.FileErr)
+	}
+	return nil
 }

@@ -217,3 +217,49 @@ func TestLedgerParseSince(t *testing.T) {
 		t.Error("yesterday parsed")
 	}
 }
+
+func TestLedgerRotateKeyCommand(t *testing.T) {
+	dir, db := ledgerStore(t, 5)
+	pub := filepath.Join(dir, "ledger.key.pub")
+	oldPub, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runLedgerCmd(t, "ledger rotate-key", "--db", db, "--operator", "ann"); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("rotate-key without a reason: %v", err)
+	}
+	out, _, err := runLedgerCmd(t, "ledger rotate-key", "--db", db, "--operator", "ann", "--reason", "annual rotation")
+	if err != nil || !strings.Contains(out, "ledger key rotated at event 5") || !strings.Contains(out, "covers 6 events") {
+		t.Fatalf("rotate-key: %v\n%s", err, out)
+	}
+	newPub, _ := os.ReadFile(pub)
+	if bytes.Equal(newPub, oldPub) {
+		t.Fatal("the public key file still holds the old key")
+	}
+	for _, key := range []string{pub, strings.TrimSpace(string(oldPub))} {
+		out, _, err = runLedgerCmd(t, "ledger verify", "--db", db, "--pub", key)
+		if err != nil || !strings.Contains(out, "key chain (2 keys") || !strings.Contains(out, "OK:") || !strings.Contains(out, "[given]") {
+			t.Fatalf("verify --pub %s after the rotation: %v\n%s", key, err, out)
+		}
+	}
+	out, _, err = runLedgerCmd(t, "ledger verify", "--db", db, "--json")
+	if err != nil || !strings.Contains(out, `"given": true`) || strings.Count(out, `"key": "cafgate.test/ledger+`) != 2 {
+		t.Fatalf("verify --json: %v\n%s", err, out)
+	}
+	// The rotation event is shown like any other, and proofs check with the new key.
+	out, _, err = runLedgerCmd(t, "ledger show", "--db", db, "--type", "key-rotated", "--since", "1h", "--operator", "ann", "--reason", "audit")
+	if err != nil || !strings.Contains(out, "key-rotated") || !strings.Contains(out, `annual rotation`) {
+		t.Fatalf("show the rotation: %v\n%s", err, out)
+	}
+	proof, _, err := runLedgerCmd(t, "ledger prove", "--db", db, "pkg-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "proof")
+	if err := os.WriteFile(file, []byte(proof), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, _, err := runLedgerCmd(t, "ledger check-proof", "--pub", pub, file); err != nil || !strings.HasPrefix(res, "OK") {
+		t.Fatalf("check-proof with the new key: %v %s", err, res)
+	}
+}

@@ -28,7 +28,13 @@ import (
 // file for sha256sum, and lets the store sign a checkpoint at the end.
 func bigLedger(tb testing.TB, n int) (dbPath, bytesPath string, f *fixture) {
 	tb.Helper()
-	f = build(tb, 0, 0)
+	return bigLedgerIn(tb, tb.TempDir(), n)
+}
+
+// bigLedgerIn is bigLedger in a given (empty) directory.
+func bigLedgerIn(tb testing.TB, dir string, n int) (dbPath, bytesPath string, f *fixture) {
+	tb.Helper()
+	f = buildIn(tb, dir, 0, 0)
 	bytesPath = filepath.Join(f.dir, "events.bin")
 	out, err := os.Create(bytesPath)
 	if err != nil {

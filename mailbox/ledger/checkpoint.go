@@ -23,6 +23,7 @@ type Checkpoint struct {
 	Root   Hash
 	Note   []byte // the whole signed note, as stored and as a witness receives it
 	Source string // where it was read: "database" or "FILE record N"
+	Key    string // the verifier key that signed it, when opened with a key chain
 }
 
 // Body is the checkpoint's note text: origin, size and base64 root, one per line.

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -23,6 +25,7 @@ type Checkpointer struct {
 	Read    *sql.DB // where the tree is read (a read-only pool is fine)
 	Write   *sql.DB // where checkpoints are stored
 	Key     *Key
+	KeyFile string       // where Key was loaded from: read again when another process rotated the key
 	File    string       // the checkpoint file outside the database; empty: none
 	Witness string       // URL the signed note is POSTed to; empty: none
 	Client  *http.Client // for the witness; nil: a client with a 30 s timeout
@@ -83,15 +86,27 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	return c.last, werr
 }
 
-// load reads the newest checkpoint from the database and from the file.
+// CurrentKey returns the key the next checkpoint is signed with (it changes when another process
+// rotates the key).
+func (c *Checkpointer) CurrentKey() *Key {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Key
+}
+
+// load reads the newest checkpoint from the database and from the file, opening them with the key
+// chain (the keys before a rotation signed the older ones).
 func (c *Checkpointer) load(ctx context.Context) error {
-	v := c.Key.Verifier()
+	chain, err := LoadKeyChain(ctx, c.Read, c.Key.VKey)
+	if err != nil {
+		return err
+	}
 	stored, err := StoredCheckpoints(ctx, c.Read, true)
 	if err != nil {
 		return err
 	}
 	for _, s := range stored {
-		cp, err := OpenCheckpoint(s.Note, v)
+		cp, err := openWithChain(s.Note, chain)
 		if err != nil {
 			return fmt.Errorf("ledger: the newest checkpoint in the database does not verify with the ledger key: %w", err)
 		}
@@ -100,22 +115,55 @@ func (c *Checkpointer) load(ctx context.Context) error {
 	if c.File == "" {
 		return nil
 	}
-	recs, incomplete, err := ReadCheckpointFile(c.File, v)
-	if err != nil {
+	data, err := os.ReadFile(c.File)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("ledger: reading checkpoint file: %w", err)
 	}
-	if incomplete {
-		c.log().Warn("the checkpoint file ends with an incomplete record (a crash while writing it?)", "file", c.File)
-	}
-	for _, r := range recs {
-		if r.Err != nil { // someone else's record: verify reports it; it must not stop the signing
-			c.log().Error("a record of the checkpoint file does not verify with the ledger key", "file", c.File, "record", r.Number, "err", r.Err)
+	for rec := 1; len(data) > 0; rec++ {
+		msg, rest, ok := nextRecord(data)
+		if !ok {
+			c.log().Warn("the checkpoint file ends with an incomplete record (a crash while writing it?)", "file", c.File)
+			break
+		}
+		data = rest
+		cp, err := openWithChain(msg, chain)
+		if err != nil { // someone else's record: verify reports it; it must not stop the signing
+			c.log().Error("a record of the checkpoint file does not verify with the ledger's keys", "file", c.File, "record", rec, "err", err)
 			continue
 		}
-		if c.inFile == nil || r.Checkpoint.Size >= c.inFile.Size {
-			c.inFile = r.Checkpoint
+		cp.Source = fmt.Sprintf("%s record %d", c.File, rec)
+		if c.inFile == nil || cp.Size >= c.inFile.Size {
+			c.inFile = cp
 		}
 	}
+	return nil
+}
+
+// followRotation makes sure the key about to sign is the ledger's current key (in the snapshot q):
+// after another process (cafgate ledger rotate-key) rotated it, the new key is read from the key file;
+// if the file does not hold it, nothing is signed.
+func (c *Checkpointer) followRotation(ctx context.Context, q Querier) error {
+	nums, evs, err := rotationEvents(ctx, q)
+	if err != nil || len(nums) == 0 {
+		return err
+	}
+	last, err := openRotation(nums[len(nums)-1], evs[len(evs)-1])
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if last.New == c.Key.VKey {
+		return nil
+	}
+	k, err := loadKey(c.KeyFile)
+	if err != nil || k.VKey != last.New {
+		held := ""
+		if k != nil {
+			held = k.VKey
+		}
+		return fmt.Errorf("ledger: the ledger's key was rotated to %s (event %d) but the key file %s holds %q (%v): not signing", last.New, last.Event, c.KeyFile, held, err)
+	}
+	c.log().Info("ledger key rotated by another process; signing with the new key", "key", k.VKey, "event", last.Event)
+	c.Key = k
 	return nil
 }
 
@@ -129,6 +177,9 @@ func (c *Checkpointer) head(ctx context.Context) (*Tree, error) {
 	defer tx.Rollback()
 	t, err := LoadTree(ctx, tx)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.followRotation(ctx, tx); err != nil {
 		return nil, err
 	}
 	for _, prev := range []*Checkpoint{c.last, c.inFile} {

@@ -58,6 +58,23 @@ func LoadOrCreateKey(path, origin string, rnd io.Reader) (*Key, error) {
 	return k, nil
 }
 
+// LoadKey reads an existing key file (mode 0600 or stricter).
+func LoadKey(path string) (*Key, error) { return loadKey(path) }
+
+// CreateKey writes a new key named origin to path (mode 0600, fsynced), failing if path exists.
+func CreateKey(path, origin string, rnd io.Reader) (*Key, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("ledger: %s exists: %w", path, fs.ErrExist)
+	}
+	if err := createKey(path, origin, rnd); err != nil {
+		return nil, err
+	}
+	return loadKey(path)
+}
+
+// SyncDir fsyncs a directory, making a rename in it durable.
+func SyncDir(dir string) error { return syncDir(dir) }
+
 // loadKey reads and checks an existing key file.
 func loadKey(path string) (*Key, error) {
 	st, err := os.Stat(path)
@@ -159,6 +176,41 @@ func LoadVerifier(s string) (note.Verifier, error) {
 		return nil, fmt.Errorf("ledger: %s does not hold a verifier key: %w", s, err)
 	}
 	return v, nil
+}
+
+// LoadKeys returns the public keys (NAME+HASH+BASE64) in s: a verifier key, a file holding one or more
+// (one a line; blank lines and lines starting with # ignored), or a private key file.
+func LoadKeys(s string) ([]string, error) {
+	if _, err := note.NewVerifier(strings.TrimSpace(s)); err == nil {
+		return []string{strings.TrimSpace(s)}, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %q is neither a verifier key nor a readable file: %w", s, err)
+	}
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, "PRIVATE+KEY+") {
+		k, err := ParseKey(text)
+		if err != nil {
+			return nil, err
+		}
+		return []string{k.VKey}, nil
+	}
+	var keys []string
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if _, err := note.NewVerifier(line); err != nil {
+			return nil, fmt.Errorf("ledger: %s: %q is not a verifier key: %w", s, line, err)
+		}
+		keys = append(keys, line)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("ledger: %s holds no verifier key", s)
+	}
+	return keys, nil
 }
 
 // VerifierKeyPEM returns the Ed25519 public key of a verifier key as a PEM SubjectPublicKeyInfo, for

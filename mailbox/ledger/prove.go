@@ -28,18 +28,23 @@ type Proof struct {
 var ErrNotCovered = errors.New("ledger: no checkpoint covers this event yet")
 
 // Prove builds the proof for event n against the newest stored checkpoint that covers it, checked
-// with v when v is not nil. q should be one read transaction.
+// with v when v is not nil (checkpoints v does not open, such as those of a key rotated out, are
+// passed over). q should be one read transaction.
 func Prove(ctx context.Context, q Querier, n uint64, v note.Verifier) (*Proof, error) {
 	stored, err := StoredCheckpoints(ctx, q, false)
 	if err != nil {
 		return nil, err
 	}
 	var cp *Checkpoint
+	var firstErr error // a checkpoint v does not open: signed by an earlier key of the chain, or forged
 	for i := len(stored) - 1; i >= 0 && cp == nil; i-- {
 		var c *Checkpoint
 		if v != nil {
 			if c, err = OpenCheckpoint(stored[i].Note, v); err != nil {
-				return nil, fmt.Errorf("database checkpoint %d: %w", stored[i].ID, err)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("database checkpoint %d: %w", stored[i].ID, err)
+				}
+				continue
 			}
 		} else if c, err = parseUnverified(stored[i].Note); err != nil {
 			return nil, err
@@ -47,6 +52,9 @@ func Prove(ctx context.Context, q Querier, n uint64, v note.Verifier) (*Proof, e
 		if c.Size > n {
 			cp = c
 		}
+	}
+	if cp == nil && firstErr != nil {
+		return nil, firstErr
 	}
 	if cp == nil {
 		return nil, fmt.Errorf("%w (event %d); the next checkpoint is written within the checkpoint interval, or when the gateway stops", ErrNotCovered, n)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -38,7 +39,12 @@ func clock() func() time.Time {
 // every `every` events, and closes the store (which signs the last one).
 func build(t testing.TB, n, every int) *fixture {
 	t.Helper()
-	dir := t.TempDir()
+	return buildIn(t, t.TempDir(), n, every)
+}
+
+// buildIn is build in a given directory.
+func buildIn(t testing.TB, dir string, n, every int) *fixture {
+	t.Helper()
 	f := &fixture{dir: dir, db: filepath.Join(dir, "cafgate.db"), cpFile: filepath.Join(dir, "checkpoints")}
 	f.opt = mailbox.Options{Path: f.db, ContentKey: bytes.Repeat([]byte{7}, 32), Now: clock(),
 		Ledger: mailbox.LedgerOptions{Interval: -1, Origin: "cafgate.test/ledger"}}
@@ -122,7 +128,36 @@ func (f *fixture) verify(t testing.TB, db, cpFile string) *ledger.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rep.Events <= 5000 {
+		crossCheck(t, rdb, f.v, cpFile, rep)
+	}
 	return rep
+}
+
+// crossCheck verifies again with the one-connection pass and with the parallel pass cut into batches of
+// 1, 2, 4 and 8 events on 1 to 3 workers, and requires the same outcome as rep: every batch boundary
+// and every worker hand-over is then crossed by the tampering tests.
+func crossCheck(t testing.TB, rdb *sql.DB, v note.Verifier, cpFile string, rep *ledger.Report) {
+	t.Helper()
+	type pass struct {
+		workers int
+		level   uint
+	}
+	passes := []pass{{-1, 0}}
+	for level := uint(0); level <= 3; level++ {
+		passes = append(passes, pass{1 + int(level)%3, level})
+	}
+	for _, p := range passes {
+		got, err := ledger.VerifyDatabaseWith(context.Background(), rdb, v, cpFile, p.workers, p.level)
+		if err != nil {
+			t.Fatalf("workers %d level %d: %v", p.workers, p.level, err)
+		}
+		if got.OK() != rep.OK() || got.Events != rep.Events || len(got.Checkpoints) != len(rep.Checkpoints) ||
+			(rep.OK() && got.Root != rep.Root) || (!rep.OK() && got.Findings[0] != rep.Findings[0]) {
+			t.Fatalf("workers %d level %d: %d events, root %s, %d checkpoints, findings %v; default pass: %d events, root %s, %d checkpoints, findings %v",
+				p.workers, p.level, got.Events, got.Root, len(got.Checkpoints), got.Findings, rep.Events, rep.Root, len(rep.Checkpoints), rep.Findings)
+		}
+	}
 }
 
 const dropTriggers = `DROP TRIGGER ledger_events_no_update; DROP TRIGGER ledger_events_no_delete;

@@ -35,6 +35,7 @@ const (
 	SignIn            = "signin"             // a practitioner signed in
 	SignInFailed      = "signin-failed"      // a sign-in was refused
 	Access            = "access"             // an administrator or auditor looked at records
+	// KeyRotated (rotate.go): the checkpoint signing key was changed.
 )
 
 // typeDocs describes every type; it is never modified.
@@ -68,6 +69,7 @@ var typeDocs = map[string]string{
 	SignIn:            "a practitioner signed in",
 	SignInFailed:      "a sign-in was refused",
 	Access:            "an administrator or auditor looked at records",
+	KeyRotated:        "the checkpoint signing key was changed (the statement signed by the old and the new key)",
 }
 
 // SignInData is the data of "signin" and "signin-failed". User is recorded only when it is a

@@ -8,8 +8,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"runtime"
 	"sort"
 
 	"golang.org/x/mod/sumdb/note"
@@ -44,11 +47,25 @@ func (f *Finding) String() string {
 
 // VerifyOptions are the trust anchors for Verify.
 type VerifyOptions struct {
-	// Verifier checks checkpoint signatures; without it checkpoints are not used (and Verify says so).
+	// Keys are the public keys (NAME+HASH+BASE64) trusted to sign checkpoints: any key of the log's
+	// key chain (the current one, the first, or all of them). The chain's other keys are learnt from
+	// the key rotation events, each signed by the key before and the key after it. Without keys (and
+	// without Verifier) checkpoints are not used, and Verify says so.
+	Keys []string
+	// Verifier is a trusted key given as a verifier (matched to the chain by name and key hash).
 	Verifier note.Verifier
-	// External are checkpoints kept outside the database (the checkpoint file, a witness), opened
-	// with Verifier. They are what shows a log that was truncated and rebuilt.
+	// External are checkpoints kept outside the database (the checkpoint file, a witness), already
+	// opened. They are what shows a log that was truncated and rebuilt.
 	External []*Checkpoint
+	// ExternalFile is the contents of the checkpoint file (read before the snapshot was taken), opened
+	// with the key chain; ExternalName names it in findings.
+	ExternalFile []byte
+	ExternalName string
+	// Readers, when set, is a pool of read connections to the same database: the events are then read
+	// and hashed on Workers connections of it in parallel (scanParallel). Without it, one pass over q.
+	Readers *sql.DB
+	// Workers is the number of parallel readers; 0: one per CPU (GOMAXPROCS).
+	Workers int
 }
 
 // Report is the outcome of Verify.
@@ -59,6 +76,10 @@ type Report struct {
 	Checkpoints []*Checkpoint // checkpoints that matched the recomputed tree
 	Findings    []Finding     // problems, the first event-level one first; empty when intact
 	Warnings    []string
+	Keys        []ChainKey // the checkpoint keys used, oldest first, with the sizes each signs
+	Incomplete  bool       // the checkpoint file ends with a record cut short
+
+	rotations []uint64 // positions of the key rotation events the pass saw
 }
 
 // OK reports whether nothing was found.
@@ -69,15 +90,35 @@ func (r *Report) OK() bool { return len(r.Findings) == 0 }
 // covered by it. The error is for failures to read at all.
 func Verify(ctx context.Context, q Querier, opt VerifyOptions) (*Report, error) {
 	rep := &Report{}
-	cps, err := checkpointsToCheck(ctx, q, opt, rep)
+	cps, listed, err := checkpointsToCheck(ctx, q, opt, rep)
 	if err != nil {
 		return rep, err
 	}
-	if f, err := scan(ctx, q, cps, rep); err != nil || f != nil {
+	var f *Finding
+	if opt.Readers != nil {
+		workers := opt.Workers
+		if workers <= 0 {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		if m := opt.Readers.Stats().MaxOpenConnections; m > 0 {
+			workers = min(workers, m-1) // q may hold one of the pool's connections
+		}
+		if workers >= 1 {
+			f, err = scanParallel(ctx, q, opt.Readers, workers, cps, rep)
+		} else {
+			f, err = scan(ctx, q, cps, rep)
+		}
+	} else {
+		f, err = scan(ctx, q, cps, rep)
+	}
+	if err != nil || f != nil {
 		if f != nil {
 			rep.Findings = append([]Finding{*f}, rep.Findings...)
 		}
 		return rep, err
+	}
+	if keyed(opt) {
+		checkRotationList(rep, listed)
 	}
 	if len(cps) > 0 && cps[len(cps)-1].Size > rep.Events {
 		last := cps[len(cps)-1]
@@ -88,22 +129,68 @@ func Verify(ctx context.Context, q Querier, opt VerifyOptions) (*Report, error) 
 	return rep, nil
 }
 
-// checkpointsToCheck opens the database's checkpoints, merges the external ones, and returns them
-// sorted by size, one per size. Bad signatures and disagreeing checkpoints become findings.
-func checkpointsToCheck(ctx context.Context, q Querier, opt VerifyOptions, rep *Report) ([]*Checkpoint, error) {
+// keyed reports whether Verify was given any public key.
+func keyed(opt VerifyOptions) bool { return len(opt.Keys) > 0 || opt.Verifier != nil }
+
+// checkpointsToCheck follows the key chain from the given keys, opens the database's checkpoints and
+// the external ones with it, adds the rotation statements (each is the retiring key's last word on
+// the tree), and returns them sorted by size, one per size, with the rotation events the settings
+// list. Bad signatures, retired keys used again and disagreeing checkpoints become findings.
+func checkpointsToCheck(ctx context.Context, q Querier, opt VerifyOptions, rep *Report) ([]*Checkpoint, []uint64, error) {
 	stored, err := StoredCheckpoints(ctx, q, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if opt.Verifier == nil {
-		if len(stored) > 0 || len(opt.External) > 0 {
+	if !keyed(opt) {
+		if len(stored) > 0 || len(opt.External) > 0 || len(opt.ExternalFile) > 0 {
 			rep.Warnings = append(rep.Warnings, "no public key given: checkpoints were not checked, so a rewritten ledger would pass")
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
+	nums, evs, err := rotationEvents(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rots []*Rotation
+	for i, n := range nums {
+		r, err := openRotation(n, evs[i])
+		if err != nil {
+			rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint, Event: n, Last: n, Detail: err.Error()})
+			break // the keys after a broken link are unknown
+		}
+		rots = append(rots, r)
+	}
+	chain, err := buildChain(rots, anchorsOf(opt))
+	if err != nil {
+		rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint, Detail: err.Error()})
+		rots = nil
+	}
+	rep.Keys = chain
 	all := append([]*Checkpoint(nil), opt.External...)
+	for _, r := range rots {
+		if r.Event > 0 {
+			all = append(all, &Checkpoint{Origin: chain[0].Verifier.Name(), Size: r.Event, Root: r.Root, Key: r.Old,
+				Source: fmt.Sprintf("key rotation event %d", r.Event)})
+		}
+	}
+	for data, rec := opt.ExternalFile, 1; len(data) > 0; rec++ {
+		msg, rest, ok := nextRecord(data)
+		if !ok {
+			rep.Incomplete = true
+			break
+		}
+		data = rest
+		c, err := openWithChain(msg, chain)
+		if err != nil {
+			rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint,
+				Detail: fmt.Sprintf("%s record %d does not verify: %v", opt.ExternalName, rec, err)})
+			continue
+		}
+		c.Source = fmt.Sprintf("%s record %d", opt.ExternalName, rec)
+		all = append(all, c)
+	}
 	for _, s := range stored {
-		c, err := OpenCheckpoint(s.Note, opt.Verifier)
+		c, err := openWithChain(s.Note, chain)
 		if err != nil {
 			rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint,
 				Detail: fmt.Sprintf("database checkpoint %d (%s) does not verify: %v", s.ID, s.At, err)})
@@ -131,7 +218,39 @@ func checkpointsToCheck(ctx context.Context, q Querier, opt VerifyOptions, rep *
 	if len(out) == 0 {
 		rep.Warnings = append(rep.Warnings, "no signed checkpoint to compare with: a rewritten ledger would pass")
 	}
-	return out, nil
+	return out, nums, nil
+}
+
+// anchorsOf lists the trusted keys of opt.
+func anchorsOf(opt VerifyOptions) []anchor {
+	var out []anchor
+	for _, k := range opt.Keys {
+		if v, err := note.NewVerifier(k); err == nil {
+			out = append(out, anchor{vkey: k, v: v})
+		}
+	}
+	if opt.Verifier != nil {
+		out = append(out, anchor{v: opt.Verifier})
+	}
+	return out
+}
+
+// checkRotationList compares the key rotation events the pass saw with those the settings list (which
+// told Verify where to find the keys before the pass): a rotation left out of the list is named.
+func checkRotationList(rep *Report, listed []uint64) {
+	var want []uint64
+	for _, n := range listed {
+		if n < rep.Events {
+			want = append(want, n)
+		}
+	}
+	for i, n := range rep.rotations {
+		if i >= len(want) || want[i] != n {
+			rep.Findings = append(rep.Findings, Finding{Kind: KindCheckpoint, Event: n, Last: n, Detail: fmt.Sprintf(
+				"event %d is a key rotation the list of rotations (settings %s) leaves out: the list was changed", n, rotationSetting)})
+			return
+		}
+	}
 }
 
 // scan streams the events in order, recomputing leaves, subtrees and roots. It stops at the first
@@ -189,6 +308,9 @@ func (v *scanner) row(seq int64, event, leaf, nodes []byte) (f *Finding, bad boo
 	if c, ok := claimedNumber(event); seq < 0 || uint64(seq) != p || !ok || c != p || !bytes.Equal(h[:], leaf) {
 		return nil, true
 	}
+	if isRotation(event) {
+		v.rep.rotations = append(v.rep.rotations, p)
+	}
 	v.completed = v.t.Append(h, v.completed[:0])
 	if f := checkNodes(p, v.completed, nodes); f != nil {
 		return f, false
@@ -228,44 +350,50 @@ func checkNodes(p uint64, completed []Hash, nodes []byte) *Finding {
 // file (empty: none), and checks the stored tree head appends extend. The file is read before the
 // database snapshot is taken, so every checkpoint in it is covered by the snapshot.
 func VerifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpointFile string) (*Report, error) {
-	var external []*Checkpoint
-	var fileFindings []Finding
+	return verifyDatabase(ctx, db, v, checkpointFile, db, 0)
+}
+
+// verifyDatabase is VerifyDatabase reading the events on workers connections of readers (nil: on the
+// snapshot's own connection).
+func verifyDatabase(ctx context.Context, db *sql.DB, v note.Verifier, checkpointFile string, readers *sql.DB, workers int) (*Report, error) {
+	return verifyDatabaseKeys(ctx, db, VerifyOptions{Verifier: v, Readers: readers, Workers: workers}, checkpointFile)
+}
+
+// VerifyDatabaseKeys is VerifyDatabase trusting the public keys in keys (any keys of the log's key
+// chain; see VerifyOptions.Keys).
+func VerifyDatabaseKeys(ctx context.Context, db *sql.DB, keys []string, checkpointFile string) (*Report, error) {
+	return verifyDatabaseKeys(ctx, db, VerifyOptions{Keys: keys, Readers: db}, checkpointFile)
+}
+
+func verifyDatabaseKeys(ctx context.Context, db *sql.DB, opt VerifyOptions, checkpointFile string) (*Report, error) {
 	var warnings []string
 	switch {
-	case v == nil:
+	case !keyed(opt):
 	case checkpointFile == "":
 		warnings = append(warnings, "no checkpoint file given: a ledger truncated and rebuilt together with its database checkpoints would pass")
 	default:
-		if _, err := os.Stat(checkpointFile); err != nil {
+		data, err := os.ReadFile(checkpointFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			warnings = append(warnings, fmt.Sprintf("checkpoint file %s: %v: a ledger truncated and rebuilt together with its database checkpoints would pass", checkpointFile, err))
-		}
-		recs, incomplete, err := ReadCheckpointFile(checkpointFile, v)
-		if err != nil {
+		case err != nil:
 			return nil, err
 		}
-		if incomplete {
-			warnings = append(warnings, fmt.Sprintf("checkpoint file %s ends with an incomplete record (ignored)", checkpointFile))
-		}
-		for _, r := range recs {
-			if r.Err != nil {
-				fileFindings = append(fileFindings, Finding{Kind: KindCheckpoint,
-					Detail: fmt.Sprintf("%s record %d does not verify: %v", checkpointFile, r.Number, r.Err)})
-				continue
-			}
-			external = append(external, r.Checkpoint)
-		}
+		opt.ExternalFile, opt.ExternalName = data, checkpointFile
 	}
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rep, err := Verify(ctx, tx, VerifyOptions{Verifier: v, External: external})
+	rep, err := Verify(ctx, tx, opt)
 	if err != nil {
 		return rep, err
 	}
+	if rep.Incomplete {
+		warnings = append(warnings, fmt.Sprintf("checkpoint file %s ends with an incomplete record (ignored)", checkpointFile))
+	}
 	rep.Warnings = append(warnings, rep.Warnings...)
-	rep.Findings = append(rep.Findings, fileFindings...)
 	if rep.OK() {
 		head, err := LoadHead(ctx, tx)
 		if err != nil || head.Size() != rep.Events || head.Root() != rep.Root {
