@@ -23,6 +23,9 @@ type Problem struct {
 	Detail     string `json:"detail"`
 	ID         string `json:"id"`
 	Field      string `json:"field,omitempty"`
+	// Recipients lists each recipient's refusal when an upload is refused because no recipient may
+	// receive it.
+	Recipients []refusal `json:"recipients,omitempty"`
 	retryAfter time.Duration
 	allow      string
 	cause      error

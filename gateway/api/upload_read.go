@@ -32,6 +32,8 @@ type upload struct {
 	form        bool     // built from a multipart form
 	docs        []string // the form's document file names, in order (form only)
 	requestHash string   // what the request asked for, for idempotency
+	allowed     []string  // the recipients that passed the directory check (checkRecipients)
+	refused     []refusal // the recipients that did not, in the order given
 }
 
 // errBusy: the memory budget for uploads is used up.
