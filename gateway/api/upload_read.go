@@ -29,9 +29,9 @@ type upload struct {
 	content     []byte
 	recipients  []string // normalised, without repeats, in the order given
 	rcptField   func(i int) string
-	form        bool     // built from a multipart form
-	docs        []string // the form's document file names, in order (form only)
-	requestHash string   // what the request asked for, for idempotency
+	form        bool      // built from a multipart form
+	docs        []string  // the form's document file names, in order (form only)
+	requestHash string    // what the request asked for, for idempotency
 	allowed     []string  // the recipients that passed the directory check (checkRecipients)
 	refused     []refusal // the recipients that did not, in the order given
 }
