@@ -35,6 +35,8 @@ const (
 	SignIn            = "signin"             // a practitioner signed in
 	SignInFailed      = "signin-failed"      // a sign-in was refused
 	Access            = "access"             // an administrator or auditor looked at records
+	ClientAdded       = "client-added"       // an operator registered an HTTPS API client
+	ClientRevoked     = "client-revoked"     // an operator revoked an HTTPS API client, with a reason
 )
 
 // typeDocs describes every type; it is never modified.
@@ -68,6 +70,8 @@ var typeDocs = map[string]string{
 	SignIn:            "a practitioner signed in",
 	SignInFailed:      "a sign-in was refused",
 	Access:            "an administrator or auditor looked at records",
+	ClientAdded:       "an operator registered an HTTPS API client",
+	ClientRevoked:     "an operator revoked an HTTPS API client",
 }
 
 // SignInData is the data of "signin" and "signin-failed". User is recorded only when it is a
