@@ -1,11 +1,15 @@
 package configs
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+)
 
 // APIConfig is the HTTPS API for case systems (/v1/...): request limits, the per-client rate limit,
 // the failed-authentication limit and how long idempotency keys are remembered. Clients are registered
 // with `cafgate client add` (docs/api.md).
 type APIConfig struct {
+	Listen               string   `toml:"listen" default:"" doc:"Listen address of a separate HTTPS listener for the API, where client certificates are requested (mutual TLS clients). Empty serves the API on https.listen, which then requests client certificates too (a browser holding certificates may offer a chooser on the pickup page). When set, https.listen no longer serves /v1/ nor requests client certificates."`
 	MaxUploadSize        Size     `toml:"max_upload_size" default:"25MiB" doc:"Largest package upload (the request body, either form); 413 above it."`
 	MaxJSONSize          Size     `toml:"max_json_size" default:"64KiB" doc:"Largest JSON request body (episodes, consent); 413 above it."`
 	MaxRecipients        int      `toml:"max_recipients" default:"100" doc:"Most recipients of one uploaded package; 422 above it."`
@@ -41,6 +45,14 @@ func (c *Config) validateAPI(file string) Problems {
 	if a.IdempotencyKeyExpiry > 0 && a.IdempotencyKeyExpiry < 2*a.RequestTimeout {
 		ps = append(ps, Problem{File: file, Setting: "api.idempotency_key_expiry",
 			Message: "must be at least twice request_timeout: a key must outlive every retry of the upload it guards"})
+	}
+	if a.Listen != "" {
+		if _, port, err := net.SplitHostPort(a.Listen); err != nil || port == "" {
+			ps = append(ps, Problem{File: file, Setting: "api.listen", Message: fmt.Sprintf("%q is not a listen address such as :8443 or 127.0.0.1:8443", a.Listen)})
+		} else if a.Listen == c.HTTPS.Listen {
+			ps = append(ps, Problem{File: file, Setting: "api.listen",
+				Message: "must differ from https.listen (leave it empty to serve the API on the HTTPS listener)"})
+		}
 	}
 	return ps
 }

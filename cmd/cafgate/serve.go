@@ -93,6 +93,7 @@ type gw struct {
 	validator    *validate.Validator // certificate checks for signers and recipients
 	smtp         *smtpd.Server
 	web          *httpd.Server
+	apiWeb       *httpd.Server // the API's own listener (api.listen); nil when the API is on web
 	admin        *adminServer
 	addrs        map[string]string
 	failed       chan error
@@ -184,9 +185,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		g.shutdown(log)
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	webTLS := tlsConf.Clone()
-	webTLS.ClientAuth = tls.RequestClientCert // API clients may sign in with a certificate (pinned by fingerprint)
-	g.web = httpd.New(webTLS, log.With("part", "https"), map[string]http.Handler{pickup.Prefix: ph, api.Prefix: apiH})
+	g.web, g.apiWeb = httpd.Split(tlsConf, log.With("part", "https"), map[string]http.Handler{pickup.Prefix: ph}, api.Prefix, apiH, cfg.API.Listen != "")
 	for _, role := range []struct {
 		name, addr string
 		serve      func(net.Listener) error
@@ -194,11 +193,12 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		{"submission", cfg.SMTP.Submission, g.smtp.ServeSubmission},
 		{"submissions", cfg.SMTP.Submissions, g.smtp.ServeSubmissions},
 		{"https", cfg.HTTPS.Listen, g.web.Serve},
+		{"api", cfg.API.Listen, g.apiWeb.Serve}, // only when api.listen is set (g.apiWeb is nil otherwise)
 		{"imaps", imapAddr(cfg, cfg.IMAP.IMAPS), g.serveIMAPS},
 		{"imap", imapAddr(cfg, cfg.IMAP.IMAP), g.serveIMAP},
 	} {
 		l := ls[role.name]
-		if (role.name == "imap" || role.name == "imaps") && g.imap == nil {
+		if (role.name == "imap" || role.name == "imaps") && g.imap == nil || role.name == "api" && g.apiWeb == nil {
 			if l != nil {
 				l.Close()
 			}
@@ -237,6 +237,9 @@ func (g *gw) shutdown(log *slog.Logger) {
 	}
 	if g.web != nil {
 		_ = g.web.Shutdown(ctx)
+	}
+	if g.apiWeb != nil {
+		_ = g.apiWeb.Shutdown(ctx)
 	}
 	if g.admin != nil {
 		g.admin.Close()
