@@ -180,7 +180,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		return nil, err
 	}
 	apiH, err := api.New(api.Options{Intake: in, Store: store, Dir: dir, ChildKey: childKey, Limits: api.LimitsFromConfig(cfg.API),
-		Hostname: cfg.Hostname, Log: log.With("part", "api")})
+		Hostname: cfg.Hostname, Log: log.With("part", "api"), SpoolDir: cfg.DataDir})
 	if err != nil {
 		g.shutdown(log)
 		return nil, fmt.Errorf("api: %w", err)

@@ -31,10 +31,12 @@ func (h *Handler) upload(rq *request) (*reply, *Problem) {
 	if rq.r.ContentLength > h.opt.Limits.MaxUploadBytes {
 		return nil, tooBig(h.opt.Limits.MaxUploadBytes, fmt.Errorf("declared Content-Length %d", rq.r.ContentLength))
 	}
-	body := h.maxBody(rq)
-	defer body.release()
-	up, p := h.readUpload(rq, body)
+	up, p := h.readUpload(rq, h.maxBody(rq))
 	if p != nil {
+		return nil, p
+	}
+	defer h.release(up)
+	if p := h.load(rq, up); p != nil {
 		return nil, p
 	}
 	rq.note("form", up.form, "size", len(up.content), "recipients", len(up.recipients))

@@ -208,7 +208,29 @@ func TestUploadMemoryBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(l *Limits) { l.MaxBufferedBytes = 1000 })
 	ref := e.episode(0)
-	wantProblem(t, e.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(ref, priya, threeDocs()), threeDocs()), nil), 503, "store-unavailable")
+	r := e.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(ref, priya, threeDocs()), threeDocs()), nil)
+	wantProblem(t, r, 503, "store-unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %s", r)
+	}
+	// Uploads under way hold the budget: with it all taken, the next upload is refused until one ends.
+	e2 := newEnv(t)
+	if !e2.h.mem.Take(DefaultLimits().MaxBufferedBytes - memOverhead) {
+		t.Fatal("budget")
+	}
+	up := func() *resp {
+		return e2.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(e2.episode(0), priya, threeDocs()), threeDocs()), nil)
+	}
+	if r := up(); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("budget exhausted: %s", r)
+	}
+	e2.h.mem.Give(DefaultLimits().MaxBufferedBytes - memOverhead)
+	if r := up(); r.status != 201 {
+		t.Errorf("budget given back: %s", r)
+	}
+	if n := e2.messageCount(); n != 1 {
+		t.Errorf("%d messages stored, want 1", n)
+	}
 	if e.h.mem.InUse() != 0 {
 		t.Errorf("upload memory not given back: %d", e.h.mem.InUse())
 	}
