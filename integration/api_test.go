@@ -40,6 +40,7 @@ type apiEnv struct {
 	ca       string
 	dir      string // scratch files
 	keys     map[string]string
+	ids      map[string]string // client IDs by agency
 	episodes []struct {
 		Reference string   `json:"reference"`
 		Lead      string   `json:"lead"`
@@ -69,7 +70,7 @@ func startAPI(t *testing.T) *apiEnv {
 	}
 	g := startGateway(t)
 	info := g.Info()
-	a := &apiEnv{t: t, g: g, base: "https://" + info.Listen["https"], ca: info.CACert, dir: t.TempDir(), keys: map[string]string{}}
+	a := &apiEnv{t: t, g: g, base: "https://" + info.Listen["https"], ca: info.CACert, dir: t.TempDir(), keys: map[string]string{}, ids: map[string]string{}}
 	if r := a.curlRaw("GET", "/v1/openapi.json"); r.status == 404 {
 		t.Skip("the gateway does not serve the API yet: GET /v1/openapi.json answered 404 (mount gateway/api on the HTTPS server)")
 	}
@@ -79,12 +80,13 @@ func startAPI(t *testing.T) *apiEnv {
 			t.Skip("the binary has no `cafgate client` commands yet (add clientCommands to the table)")
 		}
 		var added struct {
+			ID     string `json:"id"`
 			APIKey string `json:"api_key"`
 		}
 		if code != 0 || json.Unmarshal([]byte(out), &added) != nil || added.APIKey == "" {
 			t.Fatalf("cafgate client add: exit %d\n%s%s", code, out, errOut)
 		}
-		a.keys[agency] = added.APIKey
+		a.keys[agency], a.ids[agency] = added.APIKey, added.ID
 	}
 	raw, err := os.ReadFile(filepath.Join(g.dir, "dev.json"))
 	var dj struct {
@@ -304,6 +306,14 @@ func TestAPIAgainstBinary(t *testing.T) {
 	a.want(a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{"nobody@police.cafgate.test"})...)...), 422, "unknown-recipient")
 	a.want(a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{apiOliver})...)...), 403, "not-permitted")
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, append(formArgs(dir, []string{apiGwen}), "-H", "Idempotency-Key: it-raw-1")...)...), 422, "idempotency-key-reused")
+	// Some recipients refused by the directory check: accepted for the others, as SMTP would.
+	part := a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{apiGwen, "nobody@police.cafgate.test", apiOliver})...)...)
+	a.want(part, 201, "")
+	for _, want := range []string{`"reason":"recipient-unknown"`, `"field":"recipient[1]"`, `"reason":"recipient-vetting-lapsed"`, `"decision":"deliver-sections"`} {
+		if !strings.Contains(string(part.body), want) {
+			t.Errorf("partial upload answer lacks %s: %s", want, part)
+		}
+	}
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, "-H", "Content-Type: text/plain", "--data", "hello")...), 415, "unsupported-media-type")
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, "-F", "recipient="+apiGwen)...), 400, "bad-message")
 	big := filepath.Join(a.dir, "big.eml")
@@ -325,6 +335,7 @@ func TestAPIAgainstBinary(t *testing.T) {
 	a.storeLocked(dir)
 	a.interruptedAndKilled(dir)
 	a.rateLimited()
+	a.revokeClient()
 	// No key, no child's identifier, no content in the log.
 	log := a.g.stderr()
 	for _, k := range a.keys {
@@ -427,6 +438,31 @@ func (a *apiEnv) interruptedAndKilled(dir string) {
 	}
 	if n := len(a.g.messages()); n != before+1 {
 		a.t.Errorf("%d messages stored, want 1", n-before)
+	}
+}
+
+// revokeClient: `cafgate client revoke` needs a reason; the revoked key is refused; the registration and
+// the revocation are in the ledger with who and why, and the ledger verifies.
+func (a *apiEnv) revokeClient() {
+	t := a.t
+	id := a.ids[apiSocial]
+	if _, _, code := a.g.cli("client", "revoke", id); code == 0 {
+		t.Error("client revoke without --reason succeeded")
+	}
+	if out, errOut, code := a.g.cli("client", "revoke", id, "--by", "it-operator", "--reason", "integration test: system retired"); code != 0 {
+		t.Fatalf("client revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	a.want(a.curl("GET", "/v1/episodes/"+a.episodes[0].Reference, a.as(apiSocial, apiGwen)...), 401, "bad-credentials")
+	out, errOut, code := a.g.cli("ledger", "show", "--since", "2000-01-01T00:00:00Z", "--type", "client-revoked", "--reason", "integration test", "--operator", "it")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "it-operator") || !strings.Contains(out, "system retired") {
+		t.Errorf("ledger show client-revoked: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = a.g.cli("ledger", "show", "--since", "2000-01-01T00:00:00Z", "--type", "client-added", "--reason", "integration test", "--operator", "it")
+	if code != 0 || strings.Count(out, "client-added") != 3 {
+		t.Errorf("ledger show client-added: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := a.g.cli("ledger", "verify"); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("ledger verify: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
