@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -514,4 +515,90 @@ with smtplib.SMTP_SSL(sys.argv[2], int(sys.argv[3]), context=ctx, timeout=30) as
 		a.t.Fatalf("smtplib: %v\n%s", err, out)
 	}
 	return string(m[1])
+}
+
+// TestAPISeparateListener: with [api] listen set, the API is served on its own listener, which
+// requests a client certificate; the HTTPS listener of the pickup page requests none (no certificate
+// chooser in a browser) and no longer serves /v1/. The gateway is the built binary run by `cafgate
+// serve` on the configuration `cafgate dev` wrote, plus the setting.
+func TestAPISeparateListener(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	a.g.stop()
+	conf := filepath.Join(a.g.dir, "cafgate.toml")
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := l.Addr().String()
+	l.Close()
+	split := filepath.Join(a.g.dir, "split.toml")
+	if err := os.WriteFile(split, append(raw, []byte("\n[api]\nlisten = \""+apiAddr+"\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(a.dir, "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(binPath, "serve", "--config", split)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	httpsAddr := strings.TrimPrefix(a.base, "https://")
+	for _, addr := range []string{apiAddr, httpsAddr} {
+		for i := 0; ; i++ {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if i == 150 {
+				log, _ := os.ReadFile(logf.Name())
+				t.Fatalf("nothing listens on %s:\n%s", addr, truncate(string(log), 4000))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(a.ca)
+	pool.AppendCertsFromPEM(caPEM)
+	asked := func(addr string) bool {
+		requested := false
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				requested = true
+				return &tls.Certificate{}, nil
+			}})
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		// TLS 1.3 sends the certificate request after the server's Finished: a round trip makes sure
+		// it has been read.
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		io.ReadAll(c)
+		c.Close()
+		return requested
+	}
+	if asked(httpsAddr) {
+		t.Error("the pickup page's listener requests a client certificate although the API has its own listener")
+	}
+	if !asked(apiAddr) {
+		t.Error("the API's listener does not request a client certificate")
+	}
+	a.want(a.curlRaw("GET", "/v1/openapi.json"), 404, "")
+	a.base = "https://" + apiAddr
+	a.want(a.curl("GET", "/v1/openapi.json"), 200, "")
+	a.want(a.curl("GET", "/v1/episodes/"+a.episodes[0].Reference, a.as(apiHealth, apiPriya)...), 200, "")
+	if t.Failed() {
+		log, _ := os.ReadFile(logf.Name())
+		t.Logf("cafgate serve log:\n%s", truncate(string(log), 4000))
+	}
 }
