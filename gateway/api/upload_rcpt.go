@@ -110,7 +110,7 @@ func allRefused(rs []refusal) *Problem {
 // withRefusals adds the recipients refused before the package was read to a refusal of the package
 // itself (every other recipient refused by consent, say), so the answer names every recipient.
 func withRefusals(p *Problem, up *upload) *Problem {
-	if len(up.refused) > 0 && p.Status == http.StatusForbidden {
+	if len(up.refused) > 0 && p.Status == http.StatusForbidden && p.slug() == "not-permitted" {
 		p.Recipients = up.refused
 	}
 	return p
