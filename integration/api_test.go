@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +41,7 @@ type apiEnv struct {
 	ca       string
 	dir      string // scratch files
 	keys     map[string]string
+	ids      map[string]string // client IDs by agency
 	episodes []struct {
 		Reference string   `json:"reference"`
 		Lead      string   `json:"lead"`
@@ -69,7 +71,7 @@ func startAPI(t *testing.T) *apiEnv {
 	}
 	g := startGateway(t)
 	info := g.Info()
-	a := &apiEnv{t: t, g: g, base: "https://" + info.Listen["https"], ca: info.CACert, dir: t.TempDir(), keys: map[string]string{}}
+	a := &apiEnv{t: t, g: g, base: "https://" + info.Listen["https"], ca: info.CACert, dir: t.TempDir(), keys: map[string]string{}, ids: map[string]string{}}
 	if r := a.curlRaw("GET", "/v1/openapi.json"); r.status == 404 {
 		t.Skip("the gateway does not serve the API yet: GET /v1/openapi.json answered 404 (mount gateway/api on the HTTPS server)")
 	}
@@ -79,12 +81,13 @@ func startAPI(t *testing.T) *apiEnv {
 			t.Skip("the binary has no `cafgate client` commands yet (add clientCommands to the table)")
 		}
 		var added struct {
+			ID     string `json:"id"`
 			APIKey string `json:"api_key"`
 		}
 		if code != 0 || json.Unmarshal([]byte(out), &added) != nil || added.APIKey == "" {
 			t.Fatalf("cafgate client add: exit %d\n%s%s", code, out, errOut)
 		}
-		a.keys[agency] = added.APIKey
+		a.keys[agency], a.ids[agency] = added.APIKey, added.ID
 	}
 	raw, err := os.ReadFile(filepath.Join(g.dir, "dev.json"))
 	var dj struct {
@@ -304,6 +307,14 @@ func TestAPIAgainstBinary(t *testing.T) {
 	a.want(a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{"nobody@police.cafgate.test"})...)...), 422, "unknown-recipient")
 	a.want(a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{apiOliver})...)...), 403, "not-permitted")
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, append(formArgs(dir, []string{apiGwen}), "-H", "Idempotency-Key: it-raw-1")...)...), 422, "idempotency-key-reused")
+	// Some recipients refused by the directory check: accepted for the others, as SMTP would.
+	part := a.curl("POST", "/v1/packages", append(a.as(apiSchool, apiHarriet), formArgs(dir, []string{apiGwen, "nobody@police.cafgate.test", apiOliver})...)...)
+	a.want(part, 201, "")
+	for _, want := range []string{`"reason":"recipient-unknown"`, `"field":"recipient[1]"`, `"reason":"recipient-vetting-lapsed"`, `"decision":"deliver-sections"`} {
+		if !strings.Contains(string(part.body), want) {
+			t.Errorf("partial upload answer lacks %s: %s", want, part)
+		}
+	}
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, "-H", "Content-Type: text/plain", "--data", "hello")...), 415, "unsupported-media-type")
 	a.want(a.curl("POST", "/v1/packages", a.as(apiSchool, apiHarriet, "-F", "recipient="+apiGwen)...), 400, "bad-message")
 	big := filepath.Join(a.dir, "big.eml")
@@ -325,6 +336,7 @@ func TestAPIAgainstBinary(t *testing.T) {
 	a.storeLocked(dir)
 	a.interruptedAndKilled(dir)
 	a.rateLimited()
+	a.revokeClient()
 	// No key, no child's identifier, no content in the log.
 	log := a.g.stderr()
 	for _, k := range a.keys {
@@ -430,6 +442,31 @@ func (a *apiEnv) interruptedAndKilled(dir string) {
 	}
 }
 
+// revokeClient: `cafgate client revoke` needs a reason; the revoked key is refused; the registration and
+// the revocation are in the ledger with who and why, and the ledger verifies.
+func (a *apiEnv) revokeClient() {
+	t := a.t
+	id := a.ids[apiSocial]
+	if _, _, code := a.g.cli("client", "revoke", id); code == 0 {
+		t.Error("client revoke without --reason succeeded")
+	}
+	if out, errOut, code := a.g.cli("client", "revoke", id, "--by", "it-operator", "--reason", "integration test: system retired"); code != 0 {
+		t.Fatalf("client revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	a.want(a.curl("GET", "/v1/episodes/"+a.episodes[0].Reference, a.as(apiSocial, apiGwen)...), 401, "bad-credentials")
+	out, errOut, code := a.g.cli("ledger", "show", "--since", "2000-01-01T00:00:00Z", "--type", "client-revoked", "--reason", "integration test", "--operator", "it")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "it-operator") || !strings.Contains(out, "system retired") {
+		t.Errorf("ledger show client-revoked: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = a.g.cli("ledger", "show", "--since", "2000-01-01T00:00:00Z", "--type", "client-added", "--reason", "integration test", "--operator", "it")
+	if code != 0 || strings.Count(out, "client-added") != 3 {
+		t.Errorf("ledger show client-added: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := a.g.cli("ledger", "verify"); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("ledger verify: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 // rateLimited: past the client's burst, 429 with Retry-After.
 func (a *apiEnv) rateLimited() {
 	for i := 0; i < 60; i++ {
@@ -478,4 +515,90 @@ with smtplib.SMTP_SSL(sys.argv[2], int(sys.argv[3]), context=ctx, timeout=30) as
 		a.t.Fatalf("smtplib: %v\n%s", err, out)
 	}
 	return string(m[1])
+}
+
+// TestAPISeparateListener: with [api] listen set, the API is served on its own listener, which
+// requests a client certificate; the HTTPS listener of the pickup page requests none (no certificate
+// chooser in a browser) and no longer serves /v1/. The gateway is the built binary run by `cafgate
+// serve` on the configuration `cafgate dev` wrote, plus the setting.
+func TestAPISeparateListener(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	a.g.stop()
+	conf := filepath.Join(a.g.dir, "cafgate.toml")
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := l.Addr().String()
+	l.Close()
+	split := filepath.Join(a.g.dir, "split.toml")
+	if err := os.WriteFile(split, append(raw, []byte("\n[api]\nlisten = \""+apiAddr+"\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(a.dir, "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(binPath, "serve", "--config", split)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	httpsAddr := strings.TrimPrefix(a.base, "https://")
+	for _, addr := range []string{apiAddr, httpsAddr} {
+		for i := 0; ; i++ {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if i == 150 {
+				log, _ := os.ReadFile(logf.Name())
+				t.Fatalf("nothing listens on %s:\n%s", addr, truncate(string(log), 4000))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(a.ca)
+	pool.AppendCertsFromPEM(caPEM)
+	asked := func(addr string) bool {
+		requested := false
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				requested = true
+				return &tls.Certificate{}, nil
+			}})
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		// TLS 1.3 sends the certificate request after the server's Finished: a round trip makes sure
+		// it has been read.
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		io.ReadAll(c)
+		c.Close()
+		return requested
+	}
+	if asked(httpsAddr) {
+		t.Error("the pickup page's listener requests a client certificate although the API has its own listener")
+	}
+	if !asked(apiAddr) {
+		t.Error("the API's listener does not request a client certificate")
+	}
+	a.want(a.curlRaw("GET", "/v1/openapi.json"), 404, "")
+	a.base = "https://" + apiAddr
+	a.want(a.curl("GET", "/v1/openapi.json"), 200, "")
+	a.want(a.curl("GET", "/v1/episodes/"+a.episodes[0].Reference, a.as(apiHealth, apiPriya)...), 200, "")
+	if t.Failed() {
+		log, _ := os.ReadFile(logf.Name())
+		t.Logf("cafgate serve log:\n%s", truncate(string(log), 4000))
+	}
 }

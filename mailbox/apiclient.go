@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"cafgate/mailbox/ledger"
 )
 
 var (
@@ -82,7 +84,10 @@ func (s *Store) AddAPIClient(ctx context.Context, n NewAPIClient) (*APIClient, s
 		if errors.Is(classify(err), ErrDuplicate) && fp != nil {
 			return fmt.Errorf("%w: another client already uses this certificate", ErrDuplicate)
 		}
-		return classify(err)
+		if err != nil {
+			return classify(err)
+		}
+		return classify(appendEvent(ctx, tx, event{At: c.CreatedAt, Type: EventClientAdded, Data: clientEventData(c, c.CreatedBy, "")}))
 	})
 	if err != nil {
 		return nil, "", err
@@ -161,16 +166,22 @@ func (s *Store) APIClient(ctx context.Context, id string) (*APIClient, error) {
 	return c, err
 }
 
-// RevokeAPIClient revokes the client with id from now on and returns it. Revoking a revoked client
-// changes nothing and is not an error.
-func (s *Store) RevokeAPIClient(ctx context.Context, id, by string) (*APIClient, error) {
+// RevokeAPIClient revokes the client with id from now on and returns it; by (who) and reason (why,
+// required) go to the ledger's "client-revoked" event, in the same transaction. Revoking a revoked
+// client changes nothing, records nothing and is not an error.
+func (s *Store) RevokeAPIClient(ctx context.Context, id, by, reason string) (*APIClient, error) {
 	id = strings.ToUpper(strings.TrimSpace(id))
 	if strings.TrimSpace(by) == "" {
 		by = "unknown"
 	}
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > maxClientReason || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
+		return nil, fmt.Errorf("%w: a revocation needs a reason of 1 to %d characters without control characters", ErrInvalid, maxClientReason)
+	}
+	now := s.opt.Now().UTC()
 	err := s.episodeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE api_clients SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`,
-			formatTime(s.opt.Now()), by, id)
+			formatTime(now), by, id)
 		if err != nil {
 			return classify(err)
 		}
@@ -182,7 +193,11 @@ func (s *Store) RevokeAPIClient(ctx context.Context, id, by string) (*APIClient,
 			}
 			return classify(err)
 		}
-		return nil
+		c, _, err := scanClient(tx.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM api_clients WHERE id = ?`, id))
+		if err != nil {
+			return err
+		}
+		return classify(appendEvent(ctx, tx, event{At: now, Type: EventClientRevoked, Data: clientEventData(c, by, reason)}))
 	})
 	if err != nil {
 		return nil, err
@@ -294,4 +309,30 @@ func clipInput(s string) string {
 		return s[:24] + "…"
 	}
 	return s
+}
+
+// Ledger events of API clients.
+const (
+	EventClientAdded   = ledger.ClientAdded
+	EventClientRevoked = ledger.ClientRevoked
+)
+
+// maxClientReason bounds a revocation's reason.
+const maxClientReason = 500
+
+// clientEventData is the data of "client-added" and "client-revoked": which client, which agency, who
+// and (for a revocation) why. Never the key or its hash.
+type clientEvent struct {
+	Client          string `json:"client"`
+	Agency          string `json:"agency"`
+	Name            string `json:"name"`
+	Credential      string `json:"credential"`
+	CertFingerprint string `json:"cert_fingerprint,omitempty"`
+	By              string `json:"by"`
+	Reason          string `json:"reason,omitempty"`
+}
+
+func clientEventData(c *APIClient, by, reason string) clientEvent {
+	return clientEvent{Client: c.ID, Agency: c.Agency, Name: c.Name, Credential: c.Credential, CertFingerprint: c.CertFingerprint,
+		By: by, Reason: reason}
 }

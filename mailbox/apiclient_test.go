@@ -42,17 +42,17 @@ func TestAPIClientKeys(t *testing.T) {
 		}
 	}
 	clk.Advance(time.Hour)
-	rev, err := s.RevokeAPIClient(ctx, strings.ToLower(c.ID), "cli:root")
+	rev, err := s.RevokeAPIClient(ctx, strings.ToLower(c.ID), "cli:root", "system retired")
 	if err != nil || !rev.Revoked() || rev.RevokedBy != "cli:root" {
 		t.Fatalf("revoke: %+v %v", rev, err)
 	}
 	if _, err := s.APIClientByKey(ctx, key); !errors.Is(err, ErrClientCredentials) {
 		t.Errorf("revoked key accepted: %v", err)
 	}
-	if again, err := s.RevokeAPIClient(ctx, c.ID, "someone else"); err != nil || again.RevokedBy != "cli:root" || !again.RevokedAt.Equal(rev.RevokedAt) {
+	if again, err := s.RevokeAPIClient(ctx, c.ID, "someone else", "again"); err != nil || again.RevokedBy != "cli:root" || !again.RevokedAt.Equal(rev.RevokedAt) {
 		t.Errorf("second revoke changed the record: %+v %v", again, err)
 	}
-	if _, err := s.RevokeAPIClient(ctx, "NOSUCHCLIENT0000", "x"); !errors.Is(err, ErrClientNotFound) {
+	if _, err := s.RevokeAPIClient(ctx, "NOSUCHCLIENT0000", "x", "gone"); !errors.Is(err, ErrClientNotFound) {
 		t.Errorf("revoke unknown: %v", err)
 	}
 }
@@ -84,7 +84,7 @@ func TestAPIClientCertificates(t *testing.T) {
 	if _, err := s.APIClientByCert(ctx, CertFingerprint(other[:])); !errors.Is(err, ErrClientCredentials) {
 		t.Errorf("unknown certificate: %v", err)
 	}
-	if _, err := s.RevokeAPIClient(ctx, c.ID, "x"); err != nil {
+	if _, err := s.RevokeAPIClient(ctx, c.ID, "x", "key leaked"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.APIClientByCert(ctx, fp); !errors.Is(err, ErrClientCredentials) {
@@ -252,5 +252,42 @@ func TestPackageStatus(t *testing.T) {
 	}
 	if _, err := s.PackageStatus(ctx, "NOPE"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown: %v", err)
+	}
+}
+
+func TestAPIClientLedgerEvents(t *testing.T) {
+	s, _, _ := episodeStore(t)
+	ctx := context.Background()
+	c, _, err := s.AddAPIClient(ctx, NewAPIClient{Agency: "Riverside Community Health", Name: "CaseBook", By: "cli:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "  ", "line\nbreak", strings.Repeat("x", maxClientReason+1)} {
+		if _, err := s.RevokeAPIClient(ctx, c.ID, "cli:alice", bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("reason %q: %v", bad, err)
+		}
+	}
+	if cl, _ := s.APIClient(ctx, c.ID); cl.Revoked() {
+		t.Fatal("revoked without a reason")
+	}
+	if _, err := s.RevokeAPIClient(ctx, c.ID, "cli:bob", "key leaked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeAPIClient(ctx, c.ID, "cli:bob", "twice"); err != nil { // no change, no event
+		t.Fatal(err)
+	}
+	var got []string
+	rows, err := s.rdb.QueryContext(ctx, `SELECT type || ' ' || json_extract(data, '$.by') || ' ' || COALESCE(json_extract(data, '$.reason'), '-') FROM ledger_events WHERE type LIKE 'client-%' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ string
+		rows.Scan(&typ)
+		got = append(got, typ)
+	}
+	if strings.Join(got, ",") != "client-added cli:alice -,client-revoked cli:bob key leaked" {
+		t.Errorf("events: %v", got)
 	}
 }

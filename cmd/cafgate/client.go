@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,11 +19,11 @@ import (
 func clientCommands() []command {
 	return []command{
 		{name: "client add", args: "--config FILE --agency AGENCY --name NAME [--cert-fingerprint SHA256] [--by WHO] [--json]",
-			short: "register an API client bound to one agency: with an API key (printed once, stored only as a hash) or a client certificate fingerprint",
+			short: "register an API client bound to one agency: with an API key (printed once, stored only as a hash) or a client certificate fingerprint (recorded in the ledger with who)",
 			run:   runClientAdd, flags: clientAddFlags},
 		{name: "client list", args: "--config FILE [--json]", short: "list the API clients, revoked ones included (never a key)",
 			run: runClientList, flags: jsonConfigFlags},
-		{name: "client revoke", args: "ID --config FILE [--by WHO] [--json]", short: "revoke an API client: its key or certificate is refused from its next request on",
+		{name: "client revoke", args: "ID --config FILE --reason WHY [--by WHO] [--json]", short: "revoke an API client: its key or certificate is refused from its next request on (recorded in the ledger with who and why)",
 			run: runClientRevoke, flags: clientRevokeFlags},
 	}
 }
@@ -32,12 +33,22 @@ func clientAddFlags(fs *flag.FlagSet) {
 	fs.String("agency", "", "the agency the client acts for, exactly as the directory names it")
 	fs.String("name", "", "what the agency calls the system (e.g. its case management system)")
 	fs.String("cert-fingerprint", "", "SHA-256 fingerprint of the client certificate (openssl x509 -noout -fingerprint -sha256); without it the client gets an API key")
-	fs.String("by", defaultActor(), "who is registering it (recorded)")
+	fs.String("by", operator(), "who is registering it, recorded in the ledger (default: the user running the command, the one behind sudo if any)")
 }
 
 func clientRevokeFlags(fs *flag.FlagSet) {
 	jsonConfigFlags(fs)
-	fs.String("by", defaultActor(), "who is revoking it (recorded)")
+	fs.String("by", operator(), "who is revoking it, recorded in the ledger (default: the user running the command, the one behind sudo if any)")
+	fs.String("reason", "", "why it is revoked (required; recorded in the ledger)")
+}
+
+// operator names the person running a client command: the user behind sudo when there is one (sudo
+// runs the command as root, but the ledger should say who asked), else the user running it.
+func operator() string {
+	if u := strings.TrimSpace(os.Getenv("SUDO_USER")); u != "" && u != "root" {
+		return "cli:" + u + " (sudo)"
+	}
+	return defaultActor()
 }
 
 // openClientStore opens the configured store read-write (never creating it).
@@ -129,13 +140,17 @@ func runClientRevoke(c *cli, fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
+	reason := strings.TrimSpace(flagString(fs, "reason"))
+	if reason == "" {
+		return fmt.Errorf("%w: --reason is required: say why the client is revoked (it is recorded in the ledger)", errUsage)
+	}
 	ctx := context.Background()
 	st, err := openClientStore(ctx, fs)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	cl, err := st.RevokeAPIClient(ctx, args[0], flagString(fs, "by"))
+	cl, err := st.RevokeAPIClient(ctx, args[0], flagString(fs, "by"), reason)
 	if err != nil {
 		return err
 	}

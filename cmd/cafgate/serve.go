@@ -94,6 +94,7 @@ type gw struct {
 	validator    *validate.Validator // certificate checks for signers and recipients
 	smtp         *smtpd.Server
 	web          *httpd.Server
+	apiWeb       *httpd.Server // the API's own listener (api.listen); nil when the API is on web
 	admin        *adminServer
 	addrs        map[string]string
 	failed       chan error
@@ -187,18 +188,16 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		return nil, err
 	}
 	apiH, err := api.New(api.Options{Intake: in, Store: store, Dir: dir, ChildKey: childKey, Limits: api.LimitsFromConfig(cfg.API),
-		Hostname: cfg.Hostname, Log: log.With("part", "api")})
+		Hostname: cfg.Hostname, Log: log.With("part", "api"), SpoolDir: cfg.DataDir})
 	if err != nil {
 		g.shutdown(log)
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	webTLS := tlsConf.Clone()
-	webTLS.ClientAuth = tls.RequestClientCert // API clients may sign in with a certificate (pinned by fingerprint)
-	mounts := map[string]http.Handler{pickup.Prefix: ph, api.Prefix: apiH}
+	mounts := map[string]http.Handler{pickup.Prefix: ph}
 	if err := autoconfig.Mount(mounts, autoconfig.FromConfig(cfg)); err != nil {
 		log.Warn("mail client autoconfig not served", "err", err)
 	}
-	g.web = httpd.New(webTLS, log.With("part", "https"), mounts)
+	g.web, g.apiWeb = httpd.Split(tlsConf, log.With("part", "https"), mounts, api.Prefix, apiH, cfg.API.Listen != "")
 	for _, role := range []struct {
 		name, addr string
 		serve      func(net.Listener) error
@@ -206,11 +205,12 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 		{"submission", cfg.SMTP.Submission, g.smtp.ServeSubmission},
 		{"submissions", cfg.SMTP.Submissions, g.smtp.ServeSubmissions},
 		{"https", cfg.HTTPS.Listen, g.web.Serve},
+		{"api", cfg.API.Listen, g.apiWeb.Serve}, // only when api.listen is set (g.apiWeb is nil otherwise)
 		{"imaps", imapAddr(cfg, cfg.IMAP.IMAPS), g.serveIMAPS},
 		{"imap", imapAddr(cfg, cfg.IMAP.IMAP), g.serveIMAP},
 	} {
 		l := ls[role.name]
-		if (role.name == "imap" || role.name == "imaps") && g.imap == nil {
+		if (role.name == "imap" || role.name == "imaps") && g.imap == nil || role.name == "api" && g.apiWeb == nil {
 			if l != nil {
 				l.Close()
 			}
@@ -249,6 +249,9 @@ func (g *gw) shutdown(log *slog.Logger) {
 	}
 	if g.web != nil {
 		_ = g.web.Shutdown(ctx)
+	}
+	if g.apiWeb != nil {
+		_ = g.apiWeb.Shutdown(ctx)
 	}
 	if g.admin != nil {
 		g.admin.Close()

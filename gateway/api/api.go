@@ -64,6 +64,9 @@ type Options struct {
 	ChildKey mailbox.ChildKey // the key child identifiers are hashed under (mailbox.DeriveChildKey)
 	Limits   Limits           // zero: DefaultLimits
 	Hostname string           // for the Message-ID of packages built from a form; default "localhost"
+	// SpoolDir is where uploads are spooled while they arrive (encrypted, unlinked at once; spool.go):
+	// the data directory. Empty: the system's temporary directory.
+	SpoolDir string
 	Log      *slog.Logger     // default: discard
 	Now      func() time.Time // default time.Now
 	// Holder identifies this process's pending idempotency keys; default random. A key pending under

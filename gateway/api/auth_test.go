@@ -38,7 +38,7 @@ func TestAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.RevokeAPIClient(context.Background(), c.ID, "test"); err != nil {
+	if _, err := e.store.RevokeAPIClient(context.Background(), c.ID, "test", "replaced"); err != nil {
 		t.Fatal(err)
 	}
 	var details []string
@@ -106,7 +106,7 @@ func TestClientCertificate(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("key with a certificate: %s", r)
 	}
-	if _, err := e.store.RevokeAPIClient(context.Background(), c.ID, "test"); err != nil {
+	if _, err := e.store.RevokeAPIClient(context.Background(), c.ID, "test", "replaced"); err != nil {
 		t.Fatal(err)
 	}
 	wantProblem(t, get(&cert, rita), 401, "bad-credentials")

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,7 +77,9 @@ func TestCurlAndSMTPSameDecisions(t *testing.T) {
 	requireTool(t, "curl")
 	requireTool(t, "python3")
 	e := newEnv(t)
-	to := []string{gwen, rita, sam}
+	// nobody is refused by the directory check: at RCPT by SMTP, in the answer by the API.
+	const nobody = "nobody@police.cafgate.test"
+	to := []string{gwen, rita, nobody, sam}
 	dir, docs := e.files(t, harriet, to, e.episode(1))
 	auth := []string{"-H", "Authorization: Bearer " + e.keys[school], "-H", OnBehalfOfHeader + ": " + harriet}
 	form := append([]string{}, auth...)
@@ -99,7 +102,18 @@ func TestCurlAndSMTPSameDecisions(t *testing.T) {
 	if byForm.status != 201 || byRaw.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || a.ID != r.ID {
 		t.Fatalf("curl uploads: %s / %s / %s", byForm, byRaw, again)
 	}
-	id := e.submitSMTP(t, harriet, to, filepath.Join(dir, "package.eml"))
+	id, refused := e.submitSMTP(t, harriet, to, filepath.Join(dir, "package.eml"))
+	if refused != nobody+" 550" {
+		t.Errorf("smtplib RCPT refusals: %q", refused)
+	}
+	for _, p := range []packageResult{f, r, a} {
+		if len(p.Recipients) != 4 || p.Recipients[2].Recipient != nobody || p.Recipients[2].Decision != "refuse" {
+			t.Fatalf("API answer does not refuse %s: %+v", nobody, p.Recipients)
+		}
+	}
+	// Past the refusal at RCPT, the same decisions.
+	f.Recipients = slices.Delete(f.Recipients, 2, 3)
+	r.Recipients = slices.Delete(r.Recipients, 2, 3)
 	bySMTP := e.curl("GET", "/v1/packages/"+id, auth...)
 	var s packageResult
 	bySMTP.json(t, &s)
@@ -125,8 +139,9 @@ func TestCurlAndSMTPSameDecisions(t *testing.T) {
 var acceptedRE = regexp.MustCompile(`Accepted as ([0-9A-Z]{16})`)
 
 // submitSMTP submits the file at path with smtplib over implicit TLS through a real SMTP front door on
-// the same intake, and returns the accepted ID.
-func (e *env) submitSMTP(t *testing.T, from string, to []string, path string) string {
+// the same intake, and returns the accepted ID and the recipients refused at RCPT ("mail code", space
+// separated).
+func (e *env) submitSMTP(t *testing.T, from string, to []string, path string) (string, string) {
 	t.Helper()
 	srv := smtpd.New(e.in, smtpd.Options{Hostname: "localhost", TLSConfig: &tls.Config{Certificates: e.srv.TLS.Certificates}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -143,11 +158,15 @@ ctx.check_hostname = False
 with smtplib.SMTP_SSL(sys.argv[2], int(sys.argv[3]), context=ctx, timeout=30) as s:
     s.login(sys.argv[4], sys.argv[5])
     s.mail(sys.argv[4])
+    refused = []
     for r in sys.argv[7:]:
         code, msg = s.rcpt(r)
-        assert code == 250, (code, msg)
+        if code != 250:
+            assert code >= 500, (code, msg)
+            refused.append("%s %d" % (r, code))
     code, msg = s.data(open(sys.argv[6], 'rb').read())
     print(code, msg.decode())
+    print("REFUSED:" + " ".join(refused))
 `
 	args := append([]string{"-c", script, e.caFile, host, port, from, e.passwd[from], path}, to...)
 	out, err := exec.Command("python3", args...).CombinedOutput()
@@ -155,5 +174,6 @@ with smtplib.SMTP_SSL(sys.argv[2], int(sys.argv[3]), context=ctx, timeout=30) as
 	if err != nil || m == nil {
 		t.Fatalf("smtplib: %v\n%s", err, out)
 	}
-	return string(m[1])
+	_, refused, _ := strings.Cut(string(out), "REFUSED:")
+	return string(m[1]), strings.TrimSpace(refused)
 }

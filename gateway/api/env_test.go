@@ -105,6 +105,7 @@ func (b *syncBuffer) String() string {
 type env struct {
 	t        *testing.T
 	dir      string
+	spoolDir string
 	store    *mailbox.Store
 	sdir     *switchDir
 	in       *intake.Intake
@@ -149,7 +150,11 @@ func newEnv(t *testing.T, tweak ...func(*Limits)) *env {
 	for _, f := range tweak {
 		f(&lim)
 	}
-	e.h, err = New(Options{Intake: e.in, Store: st, Dir: e.sdir, ChildKey: childKey, Limits: lim, Hostname: "gateway.test",
+	e.spoolDir = filepath.Join(e.dir, "spool")
+	if err := os.Mkdir(e.spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.h, err = New(Options{Intake: e.in, Store: st, Dir: e.sdir, ChildKey: childKey, Limits: lim, Hostname: "gateway.test", SpoolDir: e.spoolDir,
 		Log: log.With("part", "api")})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime/multipart"
 	"strings"
 	"testing"
@@ -51,9 +52,21 @@ func FuzzForm(f *testing.F) {
 	f.Add([]byte("--" + boundary + "\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{}\r\n--" + boundary + "--\r\n"))
 	f.Add([]byte("--" + boundary + "\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a\\r\\nb\"\r\nContent-Type: text/plain; charset=\"x\r\n\r\nhi\r\n--" + boundary + "--\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fp, p := readFormParts(multipart.NewReader(bytes.NewReader(data), boundary), 1<<20)
+		sp, err := newSpool(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sp.Close()
+		fp, p := readFormParts(multipart.NewReader(bytes.NewReader(data), boundary), 1<<20, sp)
 		if p != nil {
 			return
+		}
+		r, err := spoolFinished(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fp.docs, err = loadDocs(r, fp.docs); err != nil {
+			t.Fatal(err)
 		}
 		content := buildPackage(harriet, []string{gwen}, fp.manifest, fp.docs, time.Unix(0, 0), "id@test", "cafgate-0123456789abcdef")
 		if err := intake.CheckContent(content); err != nil {
@@ -77,4 +90,12 @@ func FuzzForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// spoolFinished finishes sp and returns a reader from its start.
+func spoolFinished(sp *spool) (io.Reader, error) {
+	if err := sp.finish(); err != nil {
+		return nil, err
+	}
+	return sp.reader()
 }

@@ -105,6 +105,8 @@ type packageResult struct {
 		Recipient string   `json:"recipient"`
 		Decision  string   `json:"decision"`
 		Reason    string   `json:"reason"`
+		Detail    string   `json:"detail"`
+		Field     string   `json:"field"`
 		Allowed   []string `json:"allowed"`
 		Withheld  []string `json:"withheld"`
 		Override  bool     `json:"override"`

@@ -17,12 +17,15 @@ const ProblemBase = "https://cafgate.invalid/problems/"
 
 // Problem is one refusal as the client reads it. Cause and Kind are for the log only.
 type Problem struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail"`
-	ID         string `json:"id"`
-	Field      string `json:"field,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	ID     string `json:"id"`
+	Field  string `json:"field,omitempty"`
+	// Recipients lists each recipient's refusal when an upload is refused because no recipient may
+	// receive it.
+	Recipients []refusal `json:"recipients,omitempty"`
 	retryAfter time.Duration
 	allow      string
 	cause      error

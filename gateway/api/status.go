@@ -33,6 +33,8 @@ type recipientOut struct {
 	Recipient string       `json:"recipient"`
 	Decision  string       `json:"decision"` // a policy.Result, or "undecided"
 	Reason    string       `json:"reason,omitempty"`
+	Detail    string       `json:"detail,omitempty"` // the reason in words
+	Field     string       `json:"field,omitempty"`  // for a recipient refused at upload: its place in the request
 	Allowed   []string     `json:"allowed"`
 	Withheld  []string     `json:"withheld"`
 	Override  bool         `json:"override"`
@@ -91,15 +93,15 @@ func (h *Handler) statusReply(rq *request, id string, status int, up *upload) (*
 	}
 	switch {
 	case err == nil:
-		return &reply{status: status, header: hdr, body: toPackageOut(st, links), messageID: id}, nil
+		return &reply{status: status, header: hdr, body: withUploadRefusals(toPackageOut(st, links), up), messageID: id}, nil
 	case up == nil:
 		return nil, storeProblem(err)
 	}
 	h.opt.Log.Warn("api: status of an accepted package not readable", "message", id, "err", err)
 	now := h.opt.Now().UTC()
 	st = &mailbox.PackageStatus{Summary: mailbox.Summary{ID: id, Sender: rq.actor.Mail, Agency: rq.actor.Agency, Via: "https",
-		Recipients: up.recipients, ReceivedAt: now, AcceptedAt: now, Size: len(up.content)}}
-	return &reply{status: status, header: hdr, body: toPackageOut(st, nil), messageID: id}, nil
+		Recipients: up.allowed, ReceivedAt: now, AcceptedAt: now, Size: len(up.content)}}
+	return &reply{status: status, header: hdr, body: withUploadRefusals(toPackageOut(st, nil), up), messageID: id}, nil
 }
 
 // toPackageOut shapes a status: one entry per recipient, in submission order.
@@ -116,6 +118,7 @@ func toPackageOut(st *mailbox.PackageStatus, links []mailbox.Link) *packageOut {
 		r := recipientOut{Recipient: rcpt, Decision: undecided, Allowed: []string{}, Withheld: []string{}, Links: []linkOut{}}
 		if d := decided[rcpt]; d != nil {
 			r.Decision, r.Reason, r.Override = string(d.Result), string(d.Reason), d.Override
+			r.Detail = reasonSentence(d.Reason)
 			r.Allowed, r.Withheld = sectionNames(d.Allowed), sectionNames(d.Withheld)
 		}
 		for _, e := range st.Deliveries {
@@ -138,5 +141,45 @@ func sectionNames(ss []policy.Section) []string {
 	for i, s := range ss {
 		out[i] = string(s)
 	}
+	return out
+}
+
+// withUploadRefusals puts the recipients of an upload that the package was not accepted for into its
+// status, in the order the upload named them: those refused by the directory check with their reason,
+// and, when a retry is answered from the first upload, those the first upload left out (the first
+// answer gave their reason; the package was not sent to them).
+func withUploadRefusals(out *packageOut, up *upload) *packageOut {
+	if up == nil {
+		return out
+	}
+	stored := make(map[string]recipientOut, len(out.Recipients))
+	for _, r := range out.Recipients {
+		stored[r.Recipient] = r
+	}
+	refused := make(map[string]refusal, len(up.refused))
+	for _, r := range up.refused {
+		refused[r.Recipient] = r
+	}
+	merged := make([]recipientOut, 0, len(up.recipients))
+	for i, rcpt := range up.recipients {
+		if r, ok := stored[rcpt]; ok {
+			merged = append(merged, r)
+			delete(stored, rcpt)
+			continue
+		}
+		r := recipientOut{Recipient: rcpt, Decision: string(policy.Refuse), Allowed: []string{}, Withheld: []string{}, Links: []linkOut{},
+			Reason: reasonNotAccepted, Field: up.rcptField(i),
+			Detail: "The first upload with this Idempotency-Key was not accepted for this recipient (its answer gave the reason); the package was not sent to them."}
+		if rf, ok := refused[rcpt]; ok {
+			r.Reason, r.Detail = rf.Reason, rf.Detail
+		}
+		merged = append(merged, r)
+	}
+	for _, r := range out.Recipients { // any stored recipient the upload did not name (none expected)
+		if _, ok := stored[r.Recipient]; ok {
+			merged = append(merged, r)
+		}
+	}
+	out.Recipients = merged
 	return out
 }

@@ -31,17 +31,19 @@ func (h *Handler) upload(rq *request) (*reply, *Problem) {
 	if rq.r.ContentLength > h.opt.Limits.MaxUploadBytes {
 		return nil, tooBig(h.opt.Limits.MaxUploadBytes, fmt.Errorf("declared Content-Length %d", rq.r.ContentLength))
 	}
-	body := h.maxBody(rq)
-	defer body.release()
-	up, p := h.readUpload(rq, body)
+	up, p := h.readUpload(rq, h.maxBody(rq))
 	if p != nil {
 		return nil, p
 	}
-	rq.note("form", up.form, "size", len(up.content), "recipients", len(up.recipients))
-	if p := h.checkRecipients(rq, up); p != nil {
+	defer h.release(up)
+	if p := h.load(rq, up); p != nil {
 		return nil, p
 	}
+	rq.note("form", up.form, "size", len(up.content), "recipients", len(up.recipients))
 	if key == "" {
+		if p := h.checkRecipients(rq, up); p != nil {
+			return nil, p
+		}
 		return h.accept(rq, up)
 	}
 	return h.acceptOnce(rq, up, key)
@@ -65,34 +67,17 @@ func idempotencyKey(r *http.Request) (string, *Problem) {
 	return k, nil
 }
 
-// checkRecipients checks every recipient as SMTP's RCPT does; any refusal refuses the upload, naming
-// the recipient's field.
-func (h *Handler) checkRecipients(rq *request, up *upload) *Problem {
-	if len(up.recipients) > h.opt.Limits.MaxRecipients {
-		return faultProblem(fault.TooManyRecipients, fmt.Sprintf("Too many recipients for one package (at most %d); send the rest in another.", h.opt.Limits.MaxRecipients),
-			up.rcptField(h.opt.Limits.MaxRecipients), nil)
-	}
-	for i, rcpt := range up.recipients {
-		if err := h.opt.Intake.Recipient(rq.ctx, rq.actor, rcpt, rq.ic); err != nil {
-			p := fromFault(err)
-			p.logged, p.Field = true, up.rcptField(i)
-			return p
-		}
-	}
-	return nil
-}
-
 // accept hands the package to the intake and answers with its status.
 func (h *Handler) accept(rq *request, up *upload) (*reply, *Problem) {
 	id, err := h.opt.Intake.Accept(rq.ctx, &intake.Submission{Sender: rq.actor, From: rq.actor.Mail,
-		Recipients: up.recipients, Content: up.content, Client: rq.ic})
+		Recipients: up.allowed, Content: up.content, Client: rq.ic})
 	if err != nil {
 		p := fromFault(err)
 		p.logged = true // the intake logged it under the same ID
 		if up.form {
 			p.Field = formField(p.Field)
 		}
-		return nil, p
+		return nil, withRefusals(p, up)
 	}
 	rq.note("message", id)
 	return h.statusReply(rq, id, http.StatusCreated, up)
@@ -110,7 +95,7 @@ func (h *Handler) acceptOnce(rq *request, up *upload, key string) (*reply, *Prob
 	switch res.Outcome {
 	case mailbox.IdemReplay:
 		rq.note("message", res.MessageID, "replayed", true)
-		rep, p := h.statusReply(rq, res.MessageID, http.StatusCreated, nil)
+		rep, p := h.statusReply(rq, res.MessageID, http.StatusCreated, up)
 		if rep != nil {
 			rep.header.Set("Idempotent-Replayed", "true")
 		}
@@ -124,7 +109,11 @@ func (h *Handler) acceptOnce(rq *request, up *upload, key string) (*reply, *Prob
 		return nil, newProblem(slugKeyReused, "This Idempotency-Key was used for a different upload; use a new key for a new package.",
 			"header "+IdempotencyKeyHeader, nil)
 	}
-	rep, p := h.accept(rq, up)
+	p := h.checkRecipients(rq, up)
+	var rep *reply
+	if p == nil {
+		rep, p = h.accept(rq, up)
+	}
 	// The outcome must be recorded even when the request's own time is up.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx), 10*time.Second)
 	defer cancel()

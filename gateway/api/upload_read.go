@@ -1,11 +1,13 @@
 // Reading an upload: the body is either the package itself (message/rfc822, exactly what SMTP would
 // carry; its To and Cc are the recipients) or a multipart form with a manifest part, document parts and
-// recipient fields, from which the same MIME package is built. Either way the body is held in memory
-// within the size limit and the memory budget all uploads share.
+// recipient fields, from which the same MIME package is built. Either way the body is received into an
+// encrypted spool within the size limit, and loaded into memory only under the memory budget all
+// uploads share (spool.go).
 
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -18,88 +20,223 @@ import (
 	"strings"
 	"unicode"
 
+	"cafgate/configs"
 	"cafgate/envelope/pkg"
 	"cafgate/gateway/fault"
 	"cafgate/gateway/intake"
-	"cafgate/gateway/ratelimit"
 )
 
-// upload is a package read from a request, ready for the intake.
+// upload is a package read from a request: received into a spool, then loaded for the intake.
 type upload struct {
-	content     []byte
+	content     []byte   // the package, once loaded (Handler.load)
+	size        int64    // the package's size (raw); the documents' size (form), before loading
 	recipients  []string // normalised, without repeats, in the order given
 	rcptField   func(i int) string
-	form        bool     // built from a multipart form
-	docs        []string // the form's document file names, in order (form only)
-	requestHash string   // what the request asked for, for idempotency
+	form        bool      // built from a multipart form
+	docs        []string  // the form's document file names, in order (form only)
+	requestHash string    // what the request asked for, for idempotency
+	allowed     []string  // the recipients that passed the directory check (checkRecipients)
+	refused     []refusal // the recipients that did not, in the order given
+	spool       *spool    // the body as received (raw) or the documents' bytes, in order (form)
+	toCRLF      bool      // raw: the body has no CR at all; its LF line ends are made CRLF on loading
+	parts       *formParts
+	taken       int64 // bytes taken from the memory budget, given back by release
 }
 
 // errBusy: the memory budget for uploads is used up.
 var errBusy = errors.New("upload memory budget exhausted")
 
-// budgetReader takes memory from the budget as bytes arrive and gives it all back on release.
-type budgetReader struct {
-	r    io.Reader
-	b    *ratelimit.Budget
-	held int64
-}
+// Memory an upload holds while it is checked and committed, per byte of its size: the package itself,
+// the package reader's decoded parts and the store's sealed copy (raw, measured at about 2.1 per byte);
+// the documents, the package built from them (base64 adds a third), its decoded parts and sealed copy
+// (form, about 6.5 per byte of the documents). TestUploadMemoryBound measures what an upload allocates
+// and checks it stays within what it takes. configs.MinAPIBufferedBytes asks the budget to hold the
+// largest upload.
+const (
+	rawMemFactor  = configs.APIRawMemFactor
+	formMemFactor = configs.APIFormMemFactor
+	memOverhead   = configs.APIMemOverhead // headers, the manifest, the decisions: a fixed allowance per upload
+)
 
-func (br *budgetReader) Read(p []byte) (int, error) {
-	n, err := br.r.Read(p)
-	if n > 0 {
-		// A slice that grows by doubling holds up to twice what it read: count that.
-		if !br.b.Take(2 * int64(n)) {
-			return 0, errBusy
-		}
-		br.held += 2 * int64(n)
+// load takes the upload's memory from the budget and reads the package into memory (building it from
+// the form's parts). Memory is taken only here: receiving holds none.
+func (h *Handler) load(rq *request, up *upload) *Problem {
+	need := memOverhead + rawMemFactor*up.size
+	if up.form {
+		need = memOverhead + formMemFactor*up.size + int64(len(up.parts.manifest))*4
 	}
-	return n, err
+	if !h.mem.Take(need) {
+		return uploadReadProblem(errBusy, 0)
+	}
+	up.taken = need
+	r, err := up.spool.reader()
+	if err != nil {
+		return faultProblem(fault.Internal, "", "", err)
+	}
+	if !up.form {
+		content := make([]byte, 0, up.size)
+		if up.toCRLF {
+			content, err = readCRLF(content, r)
+		} else {
+			content = content[:up.size]
+			_, err = io.ReadFull(r, content)
+		}
+		if err != nil {
+			return faultProblem(fault.Internal, "", "", err)
+		}
+		up.content = content
+		return nil
+	}
+	docs, err := loadDocs(r, up.parts.docs)
+	if err != nil {
+		return faultProblem(fault.Internal, "", "", err)
+	}
+	msgID, boundary := randomHex(16)+"@"+h.opt.Hostname, "cafgate-"+randomHex(16)
+	up.content = buildPackage(rq.actor.Mail, up.recipients, up.parts.manifest, docs, h.opt.Now(), msgID, boundary)
+	return nil
 }
 
-func (br *budgetReader) release() { br.b.Give(br.held); br.held = 0 }
+// loadDocs reads the documents' bytes from the spool, in the order they were written.
+func loadDocs(r io.Reader, in []formDoc) ([]formDoc, error) {
+	docs := make([]formDoc, len(in))
+	for i, d := range in {
+		docs[i] = d
+		docs[i].data = make([]byte, d.size)
+		if _, err := io.ReadFull(r, docs[i].data); err != nil {
+			return nil, err
+		}
+	}
+	return docs, nil
+}
 
-// readUpload reads the request body in the form its Content-Type names.
-func (h *Handler) readUpload(rq *request, body *budgetReader) (*upload, *Problem) {
+// release gives the upload's memory back and closes its spool.
+func (h *Handler) release(up *upload) {
+	h.mem.Give(up.taken)
+	up.taken, up.content = 0, nil
+	if up.spool != nil {
+		up.spool.Close()
+	}
+}
+
+// readCRLF appends what r holds to dst with every LF made CRLF (r holds no CR).
+func readCRLF(dst []byte, r io.Reader) ([]byte, error) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, c := range buf[:n] {
+			if c == '\n' {
+				dst = append(dst, '\r')
+			}
+			dst = append(dst, c)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// readUpload reads the request body, in the form its Content-Type names, into a spool.
+func (h *Handler) readUpload(rq *request, body io.Reader) (*upload, *Problem) {
 	mt, params, err := mime.ParseMediaType(rq.r.Header.Get("Content-Type"))
 	if err != nil {
 		mt = ""
 	}
 	switch mt {
-	case "message/rfc822":
-		return h.readRaw(rq, body)
-	case "multipart/form-data":
-		if params["boundary"] == "" {
-			return nil, faultProblem(fault.BadCommand, "The multipart form has no boundary parameter.", "header Content-Type", nil)
-		}
-		return h.readForm(rq, multipart.NewReader(body, params["boundary"]), body)
+	case "message/rfc822", "multipart/form-data":
+	default:
+		return nil, newProblem(slugUnsupportedMedia, "Upload the package as message/rfc822 (the MIME package itself) or as multipart/form-data (a manifest part, document parts and recipient fields).",
+			"header Content-Type", nil)
 	}
-	return nil, newProblem(slugUnsupportedMedia, "Upload the package as message/rfc822 (the MIME package itself) or as multipart/form-data (a manifest part, document parts and recipient fields).",
-		"header Content-Type", nil)
-}
-
-// readRaw reads a message/rfc822 body. A message with no CR at all (a file with Unix line ends) has
-// its line ends made CRLF; a message that mixes them is left as it is, for the intake to refuse.
-func (h *Handler) readRaw(rq *request, body io.Reader) (*upload, *Problem) {
-	data, err := io.ReadAll(body)
-	if p := uploadReadProblem(err, h.opt.Limits.MaxUploadBytes); p != nil {
+	if mt == "multipart/form-data" && params["boundary"] == "" {
+		return nil, faultProblem(fault.BadCommand, "The multipart form has no boundary parameter.", "header Content-Type", nil)
+	}
+	sp, err := newSpool(h.opt.SpoolDir)
+	if err != nil {
+		return nil, faultProblem(fault.StoreUnavailable, "The gateway cannot take uploads just now; nothing was accepted. Please try again later.", "", err)
+	}
+	var up *upload
+	var p *Problem
+	if mt == "message/rfc822" {
+		up, p = h.readRaw(rq, body, sp)
+	} else {
+		up, p = h.readForm(rq, multipart.NewReader(body, params["boundary"]), sp)
+	}
+	if p != nil {
+		sp.Close()
 		return nil, p
 	}
-	if bytes.IndexByte(data, '\r') < 0 {
-		data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	up.spool = sp
+	return up, nil
+}
+
+// maxHeaderBytes bounds the header of a message/rfc822 upload, read for its recipients.
+const maxHeaderBytes = 1 << 20
+
+// readRaw spools a message/rfc822 body. A message with no CR at all (a file with Unix line ends) has
+// its line ends made CRLF (as it is loaded; its size and digest are counted that way here); a message
+// that mixes them is left as it is, for the intake to refuse.
+func (h *Handler) readRaw(rq *request, body io.Reader, sp *spool) (*upload, *Problem) {
+	sumRaw, sumCRLF := sha256.New(), sha256.New()
+	var lfs int64
+	hasCR := false
+	buf := make([]byte, 32<<10)
+	crlf := make([]byte, 0, 2*len(buf))
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if _, werr := sp.Write(chunk); werr != nil {
+				return nil, faultProblem(fault.StoreUnavailable, "The gateway cannot take uploads just now; nothing was accepted. Please try again later.", "", werr)
+			}
+			sumRaw.Write(chunk)
+			hasCR = hasCR || bytes.IndexByte(chunk, '\r') >= 0
+			if !hasCR {
+				crlf = crlf[:0]
+				for _, c := range chunk {
+					if c == '\n' {
+						crlf = append(crlf, '\r')
+						lfs++
+					}
+					crlf = append(crlf, c)
+				}
+				sumCRLF.Write(crlf)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if p := uploadReadProblem(err, h.opt.Limits.MaxUploadBytes); p != nil {
+			return nil, p
+		}
 	}
-	rcpts, p := headerRecipients(data)
+	if err := sp.finish(); err != nil {
+		return nil, faultProblem(fault.StoreUnavailable, "The gateway cannot take uploads just now; nothing was accepted. Please try again later.", "", err)
+	}
+	up := &upload{size: sp.size, rcptField: func(int) string { return "header To" }, toCRLF: !hasCR}
+	sum := sumRaw.Sum(nil)
+	if up.toCRLF {
+		up.size += lfs
+		sum = sumCRLF.Sum(nil)
+	}
+	r, err := sp.reader()
+	if err != nil {
+		return nil, faultProblem(fault.Internal, "", "", err)
+	}
+	rcpts, p := headerRecipients(io.LimitReader(r, maxHeaderBytes))
 	if p != nil {
 		return nil, p
 	}
-	sum := sha256.Sum256(data)
-	hash := requestHash("raw", rq.actor.Mail, sum[:])
-	return &upload{content: data, recipients: rcpts, rcptField: func(int) string { return "header To" }, requestHash: hash}, nil
+	up.recipients, up.requestHash = rcpts, requestHash("raw", rq.actor.Mail, sum)
+	return up, nil
 }
 
 // headerRecipients returns the addresses of the message's To and Cc headers. A Bcc header is refused:
 // the message is stored and delivered as it is, so a blind copy would not stay blind.
-func headerRecipients(data []byte) ([]string, *Problem) {
-	m, err := mail.ReadMessage(bytes.NewReader(data))
+func headerRecipients(r io.Reader) ([]string, *Problem) {
+	m, err := mail.ReadMessage(bufio.NewReaderSize(r, 4096))
 	if err != nil {
 		return nil, faultProblem(fault.BadMessage, "The message's header could not be read.", "message", err)
 	}
@@ -125,10 +262,12 @@ func headerRecipients(data []byte) ([]string, *Problem) {
 	return dedupeMails(out), nil
 }
 
-// formDoc is one document part of a form.
+// formDoc is one document part of a form. Its bytes are in the upload's spool until it is loaded.
 type formDoc struct {
 	name, contentType string
-	data              []byte
+	size              int64
+	sum               [sha256.Size]byte
+	data              []byte // once loaded
 }
 
 // maxDocuments is the most document parts of a form: the package built from it must stay within the
@@ -146,11 +285,15 @@ type formParts struct {
 	rcptFields []string
 }
 
-// readForm reads a multipart/form-data body and builds the MIME package from it.
-func (h *Handler) readForm(rq *request, mr *multipart.Reader, body *budgetReader) (*upload, *Problem) {
-	fp, p := readFormParts(mr, h.opt.Limits.MaxUploadBytes)
+// readForm reads a multipart/form-data body: the documents go to the spool; the package is built from
+// the parts when it is loaded.
+func (h *Handler) readForm(rq *request, mr *multipart.Reader, sp *spool) (*upload, *Problem) {
+	fp, p := readFormParts(mr, h.opt.Limits.MaxUploadBytes, sp)
 	if p != nil {
 		return nil, p
+	}
+	if err := sp.finish(); err != nil {
+		return nil, faultProblem(fault.StoreUnavailable, "The gateway cannot take uploads just now; nothing was accepted. Please try again later.", "", err)
 	}
 	rcpts := make([]string, 0, len(fp.recipients))
 	fields := map[string]string{}
@@ -164,13 +307,7 @@ func (h *Handler) readForm(rq *request, mr *multipart.Reader, body *budgetReader
 			rcpts = append(rcpts, n)
 		}
 	}
-	msgID, boundary := randomHex(16)+"@"+h.opt.Hostname, "cafgate-"+randomHex(16)
-	content := buildPackage(rq.actor.Mail, rcpts, fp.manifest, fp.docs, h.opt.Now(), msgID, boundary)
-	if !body.b.Take(int64(len(content))) {
-		return nil, uploadReadProblem(errBusy, 0)
-	}
-	body.held += int64(len(content))
-	up := &upload{content: content, recipients: rcpts, form: true, requestHash: formHash(rq.actor.Mail, rcpts, fp),
+	up := &upload{size: sp.size, recipients: rcpts, form: true, requestHash: formHash(rq.actor.Mail, rcpts, fp), parts: fp,
 		rcptField: func(i int) string { return fields[rcpts[i]] }}
 	for _, d := range fp.docs {
 		up.docs = append(up.docs, d.name)
@@ -179,7 +316,7 @@ func (h *Handler) readForm(rq *request, mr *multipart.Reader, body *budgetReader
 }
 
 // readFormParts reads every part of a form: one manifest, documents with file names, recipients.
-func readFormParts(mr *multipart.Reader, limit int64) (*formParts, *Problem) {
+func readFormParts(mr *multipart.Reader, limit int64, sp *spool) (*formParts, *Problem) {
 	var fp formParts
 	for {
 		part, err := mr.NextRawPart()
@@ -189,7 +326,7 @@ func readFormParts(mr *multipart.Reader, limit int64) (*formParts, *Problem) {
 		if err != nil {
 			return nil, formReadProblem(err, limit)
 		}
-		if p := fp.take(part, limit); p != nil {
+		if p := fp.take(part, limit, sp); p != nil {
 			return nil, p
 		}
 	}
@@ -203,7 +340,7 @@ func readFormParts(mr *multipart.Reader, limit int64) (*formParts, *Problem) {
 }
 
 // take reads one form part into fp.
-func (fp *formParts) take(part *multipart.Part, limit int64) *Problem {
+func (fp *formParts) take(part *multipart.Part, limit int64, sp *spool) *Problem {
 	name := part.FormName()
 	switch name {
 	case "manifest":
@@ -224,7 +361,7 @@ func (fp *formParts) take(part *multipart.Part, limit int64) *Problem {
 		if len(fp.docs) >= maxDocuments {
 			return faultProblem(fault.BadMessage, fmt.Sprintf("The form has too many documents (at most %d).", maxDocuments), field, nil)
 		}
-		d, p := readDocument(part, field, limit)
+		d, p := readDocument(part, field, limit, sp)
 		if p != nil {
 			return p
 		}
@@ -248,7 +385,7 @@ func (fp *formParts) take(part *multipart.Part, limit int64) *Problem {
 
 // readDocument reads a document part: it needs a file name; its type defaults to
 // application/octet-stream and may not be multipart or message (upload those as message/rfc822).
-func readDocument(part *multipart.Part, field string, limit int64) (*formDoc, *Problem) {
+func readDocument(part *multipart.Part, field string, limit int64, sp *spool) (*formDoc, *Problem) {
 	name := part.FileName()
 	if name == "" || name == "." || name == "/" {
 		return nil, faultProblem(fault.BadMessage, "This document part has no file name; the manifest names documents by it.", field, nil)
@@ -270,11 +407,17 @@ func readDocument(part *multipart.Part, field string, limit int64) (*formDoc, *P
 			ct = "application/octet-stream"
 		}
 	}
-	data, err := io.ReadAll(part)
-	if p := formReadProblem(err, limit); p != nil {
-		return nil, p
+	sum, start := sha256.New(), sp.size
+	if _, err := io.Copy(io.MultiWriter(sp, sum), part); err != nil {
+		var we spoolWriteError
+		if errors.As(err, &we) {
+			return nil, faultProblem(fault.StoreUnavailable, "The gateway cannot take uploads just now; nothing was accepted. Please try again later.", "", err)
+		}
+		return nil, formReadProblem(err, limit)
 	}
-	return &formDoc{name: name, contentType: ct, data: data}, nil
+	d := &formDoc{name: name, contentType: ct, size: sp.size - start}
+	sum.Sum(d.sum[:0])
+	return d, nil
 }
 
 // formReadProblem maps an error reading a form: the size limit, the memory budget, a deadline, or a
@@ -342,13 +485,12 @@ func formHash(actor string, rcpts []string, fp *formParts) string {
 	sum := sha256.Sum256(fp.manifest)
 	parts = append(parts, sum[:])
 	for _, d := range fp.docs {
-		sum := sha256.Sum256(d.data)
-		parts = append(parts, []byte(d.name), []byte(d.contentType), sum[:])
+		parts = append(parts, []byte(d.name), []byte(d.contentType), d.sum[:])
 	}
 	return requestHash("form", actor, parts...)
 }
 
-// maxBody wraps the request body in the upload size limit and the memory budget.
-func (h *Handler) maxBody(rq *request) *budgetReader {
-	return &budgetReader{r: http.MaxBytesReader(rq.w, rq.r.Body, h.opt.Limits.MaxUploadBytes), b: h.mem}
+// maxBody wraps the request body in the upload size limit.
+func (h *Handler) maxBody(rq *request) io.Reader {
+	return http.MaxBytesReader(rq.w, rq.r.Body, h.opt.Limits.MaxUploadBytes)
 }

@@ -15,6 +15,7 @@ import (
 
 	"cafgate/gateway/intake"
 	"cafgate/mailbox"
+	"cafgate/policy"
 )
 
 // uploadRaw posts a raw package.
@@ -130,9 +131,21 @@ func TestUploadRefusals(t *testing.T) {
 	wantProblem(t, e.uploadForm(school, harriet, mf, extra, []string{gwen}, nil), 400, "bad-message", "document[3]")
 	wantProblem(t, e.uploadForm(school, harriet, "", docs, []string{gwen}, nil), 400, "bad-message", "manifest")
 	wantProblem(t, e.uploadForm(school, harriet, mf, docs, nil, nil), 400, "bad-request", "recipient")
-	wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{gwen, "nobody@police.cafgate.test"}, nil), 422, "unknown-recipient", "recipient[1]")
 	wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{gwen, "not an address"}, nil), 400, "bad-request", "recipient[1]")
-	wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{oliver}, nil), 403, "not-permitted", "recipient[0]")
+	// Every recipient refused by the directory check: the refusal of the one kind, or 403 when mixed,
+	// listing each recipient.
+	one := wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{oliver}, nil), 403, "not-permitted", "recipient[0]")
+	if len(one.Recipients) != 1 || one.Recipients[0].Reason != "recipient-vetting-lapsed" || one.Recipients[0].ID != one.ID {
+		t.Errorf("one refused recipient: %+v", one)
+	}
+	mixedRcpts := wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{"nobody@police.cafgate.test", oliver}, nil), 403, "not-permitted", "recipient[0]")
+	if got := refusalSummary(mixedRcpts.Recipients); got != "nobody@police.cafgate.test:recipient[0]:recipient-unknown "+oliver+":recipient[1]:recipient-vetting-lapsed" {
+		t.Errorf("mixed refusals: %s", got)
+	}
+	unknown := wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{"nobody@police.cafgate.test", "noone@police.cafgate.test"}, nil), 422, "unknown-recipient", "recipient[0]")
+	if len(unknown.Recipients) != 2 || !strings.HasPrefix(unknown.Detail, "No recipient may receive this package") {
+		t.Errorf("every recipient unknown: %+v", unknown)
+	}
 	wantProblem(t, e.uploadForm(school, harriet, mf, docs, []string{gwen, rita, sam, priya}, nil), 422, "too-many-recipients", "recipient[3]")
 	wantProblem(t, e.uploadRaw(school, harriet, rawPackage(harriet, []string{"nobody@police.cafgate.test"}, mf, docs), nil), 422, "unknown-recipient", "header To")
 	// The package must be the practitioner's own.
@@ -195,7 +208,29 @@ func TestUploadMemoryBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(l *Limits) { l.MaxBufferedBytes = 1000 })
 	ref := e.episode(0)
-	wantProblem(t, e.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(ref, priya, threeDocs()), threeDocs()), nil), 503, "store-unavailable")
+	r := e.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(ref, priya, threeDocs()), threeDocs()), nil)
+	wantProblem(t, r, 503, "store-unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %s", r)
+	}
+	// Uploads under way hold the budget: with it all taken, the next upload is refused until one ends.
+	e2 := newEnv(t)
+	if !e2.h.mem.Take(DefaultLimits().MaxBufferedBytes - memOverhead) {
+		t.Fatal("budget")
+	}
+	up := func() *resp {
+		return e2.uploadRaw(health, priya, rawPackage(priya, []string{gwen}, manifestFor(e2.episode(0), priya, threeDocs()), threeDocs()), nil)
+	}
+	if r := up(); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("budget exhausted: %s", r)
+	}
+	e2.h.mem.Give(DefaultLimits().MaxBufferedBytes - memOverhead)
+	if r := up(); r.status != 201 {
+		t.Errorf("budget given back: %s", r)
+	}
+	if n := e2.messageCount(); n != 1 {
+		t.Errorf("%d messages stored, want 1", n)
+	}
 	if e.h.mem.InUse() != 0 {
 		t.Errorf("upload memory not given back: %d", e.h.mem.InUse())
 	}
@@ -327,5 +362,82 @@ func TestUploadUnavailable(t *testing.T) {
 	r := e.uploadRaw(health, priya, content, nil)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {
 		t.Fatalf("store closed: %s", r)
+	}
+}
+
+// refusalSummary is "recipient:field:reason" of each refusal, space separated.
+func refusalSummary(rs []refusal) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Recipient+":"+r.Field+":"+r.Reason)
+	}
+	return strings.Join(out, " ")
+}
+
+// TestUploadSomeRecipientsRefused: as SMTP takes a message for the recipients RCPT accepted, an
+// upload is accepted for the recipients the directory check lets through, and its answer gives every
+// recipient's decision in the order named.
+func TestUploadSomeRecipientsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ref := e.episode(0)
+	docs := threeDocs()
+	key := map[string]string{IdempotencyKeyHeader: "partial-1"}
+	r := e.uploadForm(health, priya, manifestFor(ref, priya, docs), docs, []string{gwen, "nobody@police.cafgate.test", oliver}, key)
+	if r.status != http.StatusCreated {
+		t.Fatalf("upload: %s", r)
+	}
+	var st packageResult
+	r.json(t, &st)
+	got := ""
+	for _, x := range st.Recipients {
+		got += fmt.Sprintf("%s %s/%s field=%q detail=%t\n", x.Recipient, x.Decision, x.Reason, x.Field, x.Detail != "")
+	}
+	want := gwen + ` deliver-all/consent field="" detail=true
+nobody@police.cafgate.test refuse/recipient-unknown field="recipient[1]" detail=true
+` + oliver + ` refuse/recipient-vetting-lapsed field="recipient[2]" detail=true
+`
+	if got != want {
+		t.Errorf("answer:\n%swant:\n%s", got, want)
+	}
+	// The package is stored for gwen only.
+	stored, err := e.store.Message(context.Background(), st.ID)
+	if err != nil || strings.Join(stored.Recipients, ",") != gwen {
+		t.Fatalf("stored recipients: %v %v", stored, err)
+	}
+	// A retry with the key is answered from the first upload, and still names every recipient.
+	again := e.uploadForm(health, priya, manifestFor(ref, priya, docs), docs, []string{gwen, "nobody@police.cafgate.test", oliver}, key)
+	var st2 packageResult
+	again.json(t, &st2)
+	if again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || st2.ID != st.ID || len(st2.Recipients) != 3 ||
+		st2.Recipients[1].Decision != "refuse" || st2.Recipients[1].Reason != reasonNotAccepted || st2.Recipients[0].Decision != "deliver-all" {
+		t.Errorf("replay: %s", again)
+	}
+	// The status names the recipients the package was accepted for.
+	g := e.do(call{method: "GET", path: "/v1/packages/" + st.ID, key: e.keys[health], actor: priya})
+	var st3 packageResult
+	g.json(t, &st3)
+	if g.status != 200 || len(st3.Recipients) != 1 || st3.Recipients[0].Recipient != gwen || st3.Recipients[0].Detail == "" {
+		t.Errorf("status: %s", g)
+	}
+	// The raw form: To and Cc, one unknown.
+	raw := rawPackage(priya, []string{gwen, "nobody@police.cafgate.test"}, manifestFor(ref, priya, docs), docs)
+	rr := e.uploadRaw(health, priya, raw, nil)
+	var st4 packageResult
+	rr.json(t, &st4)
+	if rr.status != 201 || len(st4.Recipients) != 2 || st4.Recipients[1].Reason != "recipient-unknown" || st4.Recipients[1].Field != "header To" {
+		t.Errorf("raw upload: %s", rr)
+	}
+	if n := e.messageCount(); n != 2 {
+		t.Errorf("%d messages stored, want 2", n)
+	}
+}
+
+// TestReasonSentences: every reason code the policy gives is put in words.
+func TestReasonSentences(t *testing.T) {
+	for _, r := range policy.Reasons() {
+		if reasonSentence(r) == "" {
+			t.Errorf("no sentence for %s", r)
+		}
 	}
 }

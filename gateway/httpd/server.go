@@ -40,6 +40,28 @@ func New(tlsConf *tls.Config, log *slog.Logger, mounts map[string]http.Handler) 
 	}}
 }
 
+// Split builds the HTTPS servers. pages (the pickup page) are served on the shared listener. The API
+// (api at apiPrefix) is served there too when separate is false, and the shared listener then requests
+// (never requires) a client certificate, for API clients that sign in with one. When separate is true
+// the API gets its own server, which requests client certificates, and the shared one neither serves
+// the API nor requests certificates, so a browser holding certificates is not offered a chooser on the
+// pickup page. apiSrv is nil unless separate. tlsConf is cloned, never changed.
+func Split(tlsConf *tls.Config, log *slog.Logger, pages map[string]http.Handler, apiPrefix string, api http.Handler, separate bool) (shared, apiSrv *Server) {
+	sharedTLS, mounts := tlsConf.Clone(), map[string]http.Handler{}
+	for p, h := range pages {
+		mounts[p] = h
+	}
+	if !separate {
+		sharedTLS.ClientAuth = tls.RequestClientCert // API clients may sign in with a certificate (pinned by fingerprint)
+		mounts[apiPrefix] = api
+		return New(sharedTLS, log, mounts), nil
+	}
+	sharedTLS.ClientAuth = tls.NoClientCert
+	apiTLS := tlsConf.Clone()
+	apiTLS.ClientAuth = tls.RequestClientCert
+	return New(sharedTLS, log, mounts), New(apiTLS, log.With("listener", "api"), map[string]http.Handler{apiPrefix: api})
+}
+
 // SecurityHeaders sets the headers every page and API answer carries.
 func SecurityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

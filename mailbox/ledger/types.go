@@ -36,6 +36,8 @@ const (
 	SignInFailed      = "signin-failed"      // a sign-in was refused
 	Access            = "access"             // an administrator or auditor looked at records
 	// KeyRotated (rotate.go): the checkpoint signing key was changed.
+	ClientAdded   = "client-added"   // an operator registered an HTTPS API client
+	ClientRevoked = "client-revoked" // an operator revoked an HTTPS API client, with a reason
 )
 
 // typeDocs describes every type; it is never modified.
@@ -70,6 +72,8 @@ var typeDocs = map[string]string{
 	SignInFailed:      "a sign-in was refused",
 	Access:            "an administrator or auditor looked at records",
 	KeyRotated:        "the checkpoint signing key was changed (the statement signed by the old and the new key)",
+	ClientAdded:       "an operator registered an HTTPS API client",
+	ClientRevoked:     "an operator revoked an HTTPS API client",
 }
 
 // SignInData is the data of "signin" and "signin-failed". User is recorded only when it is a
