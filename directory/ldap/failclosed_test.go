@@ -128,8 +128,11 @@ func TestSilentListener(t *testing.T) {
 		if _, err := d.Authenticate(bg(), "a@x.test", "pw"); !errors.Is(err, directory.ErrUnavailable) {
 			t.Errorf("%s plain=%v: Authenticate: %v; want ErrUnavailable", c.url, c.plain, err)
 		}
-		if el := time.Since(start); el < 500*time.Millisecond || el > 2*time.Second {
-			t.Errorf("%s plain=%v: two requests took %v; want two 300ms timeouts", c.url, c.plain, el)
+		// The upper bound is loose on purpose: it tells "the 300 ms timeouts ended the requests" from
+		// "they hung" (nothing else would end them) on a loaded 2-core CI machine, where 300 ms of
+		// waiting plus TLS set-up can take seconds. It is not a speed measurement.
+		if el := time.Since(start); el < 500*time.Millisecond || el > 15*time.Second {
+			t.Errorf("%s plain=%v: two requests took %v; want two 300ms timeouts, not a hang", c.url, c.plain, el)
 		}
 		d.Close()
 	}
