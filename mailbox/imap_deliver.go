@@ -30,6 +30,9 @@ type Delivery struct {
 	Content []byte
 	// Flags are the new message's flags (usually none).
 	Flags []string
+	// Notice, for mail the gateway wrote about MessageID rather than a copy of it, says what it is; it
+	// goes into the "delivered" event (ledger.DeliveredData.Notice).
+	Notice string
 	// Key makes the delivery unique for the recipient: a second delivery with the same Key is refused
 	// with ErrDuplicate and stores nothing. Default: the content's Message-ID header, else MessageID;
 	// with neither, deliveries are not deduplicated.
@@ -95,7 +98,7 @@ func (s *Store) DeliverToMailboxTx(ctx context.Context, tx *sql.Tx, at time.Time
 		return nil, err
 	}
 	err = appendEvent(ctx, tx, event{At: at, Type: ledger.Delivered, MessageID: d.MessageID,
-		Data: ledger.DeliveredData{Recipient: rcpt, Mailbox: Inbox}})
+		Data: ledger.DeliveredData{Recipient: rcpt, Mailbox: Inbox, Notice: d.Notice}})
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,11 @@ func (s *Store) deliverLocal(ctx context.Context, tx *sql.Tx, at time.Time, o *O
 	if kind == "" {
 		kind = KindMessage
 	}
-	d := &Delivery{MessageID: o.MessageID, Recipient: o.Recipient, Content: o.Content,
+	notice := o.About
+	if notice == "" {
+		notice = kind
+	}
+	d := &Delivery{MessageID: o.MessageID, Recipient: o.Recipient, Content: o.Content, Notice: notice,
 		Key: "gateway/" + o.MessageID + "/" + kind + "/" + o.About}
 	_, err := s.DeliverToMailboxTx(ctx, tx, at, d)
 	if errors.Is(err, ErrDuplicate) && ifAbsent {

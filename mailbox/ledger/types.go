@@ -106,6 +106,10 @@ type EncryptedData struct {
 type DeliveredData struct {
 	Recipient string `json:"recipient"`
 	Mailbox   string `json:"mailbox,omitempty"`
+	// Notice is set when what was stored is mail the gateway wrote about the package (a delivery
+	// report, a DSN, an override notice): what it is (its queue "about" key, e.g. "receipt"). It is
+	// empty for the package's own copy, so a copy's delivery is never confused with a notice's.
+	Notice string `json:"notice,omitempty"`
 }
 
 // LinkData is the data of "notified", "picked-up", "expired" and "revoked" (for a link).
