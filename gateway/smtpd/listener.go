@@ -39,7 +39,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		tc, msg := l.srv.conns.admit(c, l.via)
 		if tc != nil {
-			return tc, nil
+			if l.implicitTLS {
+				t := tls.Server(tc, l.srv.opt.TLSConfig)
+				return l.srv.newGuard(t, l.via, t, false), nil
+			}
+			return l.srv.newGuard(tc, l.via, nil, false), nil
 		}
 		l.srv.refuseConn(c, msg, l.via, l.implicitTLS)
 	}

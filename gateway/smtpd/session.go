@@ -25,6 +25,9 @@ var _ smtp.Backend = backend{}
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	nc := c.Conn()
 	_, isTLS := c.TLSConnectionState()
+	if g, ok := nc.(*lineGuard); ok {
+		isTLS = g.tc != nil
+	}
 	cl := intake.Client{RemoteAddr: nc.RemoteAddr().String(), Via: viaOf(nc), TLS: isTLS}
 	if err := checkArg(c.Hostname()); err != nil {
 		return nil, b.s.refuse(fault.BadCommand, "The EHLO name contains a control character.", err, cl, "ehlo")
@@ -34,6 +37,9 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 // viaOf names the port a connection came in on, from the listener's wrapper under any TLS layer.
 func viaOf(nc net.Conn) string {
+	if g, ok := nc.(*lineGuard); ok {
+		return g.via
+	}
 	if t, ok := nc.(*tls.Conn); ok {
 		nc = t.NetConn()
 	}
