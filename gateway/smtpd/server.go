@@ -52,12 +52,11 @@ type Server struct {
 	smtpTLS     *smtp.Server // port 465, and port 587 after STARTTLS: TLS is terminated by the lineGuard
 	handoff     *handoffListener
 	handoffOnce sync.Once
-	conns       *connLimiter
+	conns       *ratelimit.Conns
 	fails       *ratelimit.Window
 	mem         *ratelimit.Budget
 	ctx         context.Context // cancelled by Close: ends intake calls in flight
 	cancel      context.CancelFunc
-	reject      chan struct{} // bounds the goroutines answering refused connections
 	sleep       func(ctx context.Context, d time.Duration)
 
 	mu        sync.Mutex
@@ -73,12 +72,11 @@ func New(in Intake, opt Options) *Server {
 		in:      in,
 		opt:     opt,
 		log:     opt.Log,
-		conns:   newConnLimiter(opt.MaxSessions, opt.MaxSessionsPerIP),
+		conns:   ratelimit.NewConns(opt.MaxSessions, opt.MaxSessionsPerIP),
 		fails:   ratelimit.NewWindow(opt.AuthFailureWindow, opt.AuthFailuresBeforeBlock, maxTrackedAddresses, opt.Now),
 		mem:     ratelimit.NewBudget(opt.MaxBufferedBytes),
 		ctx:     ctx,
 		cancel:  cancel,
-		reject:  make(chan struct{}, maxRejecting),
 		sleep:   sleepCtx,
 		handoff: newHandoffListener(),
 	}
@@ -158,7 +156,7 @@ func (s *Server) Close() error {
 			err = e
 		}
 	}
-	s.conns.closeAll()
+	s.conns.CloseAll()
 	return err
 }
 
@@ -179,7 +177,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.handoff.Close()
 			s.smtp.Close()
 			s.smtpTLS.Close()
-			s.conns.closeAll()
+			s.conns.CloseAll()
 			return e
 		}
 	}

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -35,16 +34,10 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{srv: b.s, conn: c, nc: nc, client: cl, key: ratelimit.Key(nc.RemoteAddr())}, nil
 }
 
-// viaOf names the port a connection came in on, from the listener's wrapper under any TLS layer.
+// viaOf names the port a connection came in on, from the lineGuard go-smtp is given.
 func viaOf(nc net.Conn) string {
 	if g, ok := nc.(*lineGuard); ok {
 		return g.via
-	}
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	if t, ok := nc.(*trackedConn); ok {
-		return t.via
 	}
 	return ViaSubmission
 }
