@@ -218,4 +218,5 @@ func TestLongLineInData(t *testing.T) {
 	if _, _, n := h.in.counts(); n != 0 {
 		t.Fatalf("accepted %d", n)
 	}
+	c.cmd("NOOP", "250 ") // the rest of the DATA was read: still in step
 }

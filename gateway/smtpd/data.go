@@ -21,12 +21,6 @@ const firstChunk = 64 << 10
 // step (for BDAT, it discards the rest of each chunk); the lineGuard bounds that to MaxDrainBytes and
 // then sends the refusal itself and closes the connection.
 func (s *session) readMessage(r io.Reader) (content []byte, release func(), err error) {
-	defer func() {
-		var se *smtp.SMTPError
-		if g, ok := s.nc.(*lineGuard); ok && errors.As(err, &se) {
-			g.drainAfter(se) // go-smtp discards the rest; bound it
-		}
-	}()
 	limit := s.srv.opt.MaxMessageBytes
 	var held int64
 	release = func() { s.srv.mem.Give(held) }

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -56,17 +57,17 @@ type lineGuard struct {
 	prevCR    bool   // the last byte of a partial line was CR
 	saslLine  bool   // the line being read answers a 334 challenge
 	dataState int    // go-smtp's data reader state, mirrored
+	lineLen   int    // bytes of the current message line so far
 	chunkLeft int64  // bytes of the BDAT chunk still to pass
 	seen      uint64 // replies counted when the mode was last decided
 
-	mu       sync.Mutex // guards the write side and the drain limit
-	replies  uint64     // reply lines written
-	lastCode int        // code of the last reply line written
-	wStart   bool       // the next byte written begins a reply line
-	wCode    []byte     // digits of the reply line being written
-	swallow  bool       // drop the next reply line: go-smtp's greeting after STARTTLS
-	drainMax int64      // bytes go-smtp may still discard before the guard closes; -1: no limit
-	drainRep *smtp.SMTPError
+	mu       sync.Mutex      // guards the write side and the drain limit
+	replies  uint64          // reply lines written
+	lastCode int             // code of the last reply line written
+	wStart   bool            // the next byte written begins a reply line
+	wCode    []byte          // digits of the reply line being written
+	swallow  bool            // drop the next reply line: go-smtp's greeting after STARTTLS
+	drainRep *smtp.SMTPError // the session's refusal of the message being received
 
 	done atomic.Bool // refused or handed over: reads end, Close leaves the transport alone after handover
 	gone atomic.Bool // handed over to the TLS instance
@@ -92,7 +93,7 @@ func (s *Server) newGuard(c net.Conn, via string, tc *tls.Conn, afterSTARTTLS bo
 	size := max(4096, s.opt.MaxLineLength+2)
 	return &lineGuard{
 		Conn: c, srv: s, via: via, tc: tc, br: bufio.NewReaderSize(c, size),
-		lineStart: true, wStart: true, swallow: afterSTARTTLS, drainMax: -1,
+		lineStart: true, wStart: true, swallow: afterSTARTTLS,
 	}
 }
 
@@ -292,57 +293,164 @@ func bdatSize(arg string) (int64, bool) {
 	return int64(n), true
 }
 
-func (g *lineGuard) readData(b []byte) (int, error) {
-	if _, err := g.br.Peek(1); err != nil {
-		return 0, err
+// body returns the reader for the message of a DATA command when go-smtp has just answered it with
+// 354, else nil (BDAT, whose chunks go-smtp feeds through a pipe). It reads the raw stream itself,
+// unstuffing dots as go-smtp's data reader does but a line at a time rather than a byte at a time, and
+// stops at the end-of-data line. go-smtp's own data reader is then given only that line (see
+// readData). Called from go-smtp's goroutine for DATA, from a goroutine of its own for BDAT.
+func (g *lineGuard) body() io.Reader {
+	g.mu.Lock()
+	fresh := g.replies != g.seen && g.lastCode == 354
+	if fresh {
+		g.seen = g.replies
 	}
-	buf, _ := g.br.Peek(min(len(b), g.br.Buffered()))
-	n := 0
-	for n < len(buf) && g.dataState != dsEOF {
-		c := buf[n]
-		n++
+	g.mu.Unlock()
+	if !fresh {
+		return nil
+	}
+	// Only DATA gets here, on go-smtp's goroutine, before go-smtp's first read of the data.
+	g.mode, g.dataState, g.lineLen = modeData, dsBeginLine, 0
+	return dataBody{g}
+}
+
+type dataBody struct{ g *lineGuard }
+
+func (d dataBody) Read(p []byte) (int, error) {
+	g := d.g
+	for {
+		if g.dataState == dsEOF {
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if _, err := g.br.Peek(1); err != nil {
+			return 0, err
+		}
+		buf, _ := g.br.Peek(g.br.Buffered())
+		in, out := g.unstuff(p, buf)
+		long := g.longLine(buf[:in])
+		_, _ = g.br.Discard(in)
+		if long {
+			return 0, smtp.ErrTooLongLine // the session refuses the message; readData drains the rest
+		}
+		if out > 0 || g.dataState == dsEOF {
+			return out, nil
+		}
+	}
+}
+
+// longLine follows the length of the current message line through raw (CR LF included) and reports a
+// line longer than MaxLineLength, as go-smtp's line limit does for the data it reads.
+func (g *lineGuard) longLine(raw []byte) bool {
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			g.lineLen += len(raw)
+			return g.lineLen > g.srv.opt.MaxLineLength
+		}
+		if g.lineLen+i+1 > g.srv.opt.MaxLineLength {
+			return true
+		}
+		g.lineLen, raw = 0, raw[i+1:]
+	}
+	return false
+}
+
+// unstuff runs src through go-smtp's data reader state machine (data.go), writing what that reader
+// would return to dst, until dst is full, src is used up or the end-of-data line has been read. It
+// returns the bytes taken from src and written to dst. A nil dst discards.
+func (g *lineGuard) unstuff(dst, src []byte) (in, out int) {
+	room := func() bool { return dst == nil || out < len(dst) }
+	emit := func(c byte) {
+		if dst != nil {
+			dst[out] = c
+		}
+		out++
+	}
+	for in < len(src) && room() && g.dataState != dsEOF {
+		if g.dataState == dsData {
+			// The bulk of a message: everything up to the next CR is passed as it is.
+			end := len(src)
+			if dst != nil {
+				end = min(end, in+len(dst)-out)
+			}
+			seg := src[in:end]
+			i := bytes.IndexByte(seg, '\r')
+			if i >= 0 {
+				seg = seg[:i+1]
+				g.dataState = dsCR
+			}
+			if dst != nil {
+				copy(dst[out:], seg)
+			}
+			in += len(seg)
+			out += len(seg)
+			continue
+		}
+		c := src[in]
+		in++
 		switch g.dataState {
 		case dsBeginLine:
 			switch c {
 			case '.':
 				g.dataState = dsDot
+				continue
 			case '\r':
 				g.dataState = dsCR
 			default:
 				g.dataState = dsData
 			}
 		case dsDot:
-			g.dataState = dsData
 			if c == '\r' {
 				g.dataState = dsDotCR
+				continue
 			}
-		case dsDotCR:
 			g.dataState = dsData
+		case dsDotCR:
 			if c == '\n' {
 				g.dataState = dsEOF
+				continue
 			}
+			g.dataState = dsData
 		case dsCR:
 			g.dataState = dsData
 			if c == '\n' {
 				g.dataState = dsBeginLine
 			}
-		case dsData:
-			if c == '\r' {
-				g.dataState = dsCR
-			}
+		}
+		emit(c)
+	}
+	return in, out
+}
+
+// readData is go-smtp's read of DATA: after the session has read the message (or given up on it),
+// go-smtp reads to the end-of-data line before it replies. The guard discards what the session left,
+// at most MaxDrainBytes of it (past that it sends the session's refusal itself and closes the
+// connection), and then gives go-smtp's data reader only the end-of-data line.
+func (g *lineGuard) readData(b []byte) (int, error) {
+	var discarded int64
+	for g.dataState != dsEOF {
+		if _, err := g.br.Peek(1); err != nil {
+			return 0, err
+		}
+		buf, _ := g.br.Peek(g.br.Buffered())
+		in, _ := g.unstuff(nil, buf)
+		_, _ = g.br.Discard(in)
+		discarded += int64(in)
+		if discarded > g.srv.opt.MaxDrainBytes {
+			return 0, g.drainedTooMuch()
+		}
+		if g.dataState != dsEOF {
+			_ = g.Conn.SetReadDeadline(time.Now().Add(g.srv.opt.ReadTimeout))
 		}
 	}
-	copy(b, buf[:n])
-	_, _ = g.br.Discard(n)
-	if g.dataState == dsEOF {
-		g.mode, g.lineStart, g.prevCR = modeLine, true, false
-		g.mu.Lock()
-		g.drainMax, g.drainRep = -1, nil
-		g.mu.Unlock()
-	} else if err := g.drained(n); err != nil {
-		return 0, err
-	}
-	return n, nil
+	g.mu.Lock()
+	g.drainRep = nil
+	g.mu.Unlock()
+	g.mode, g.lineStart, g.prevCR = modeLine, true, false
+	g.pending = append(g.pending[:0], ".\r\n"...)
+	return g.readLine(b)
 }
 
 func (g *lineGuard) readChunk(b []byte) (int, error) {
@@ -357,26 +465,20 @@ func (g *lineGuard) readChunk(b []byte) (int, error) {
 	return n, err
 }
 
-// drainAfter is called by the session when it has refused the message being received: go-smtp may
-// discard at most MaxDrainBytes more of it before rep is sent and the connection closed.
+// drainAfter is called by the session when it refuses the message being received: it is the reply
+// the guard sends if the client sends more than MaxDrainBytes after that point.
 func (g *lineGuard) drainAfter(rep *smtp.SMTPError) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.drainMax, g.drainRep = g.srv.opt.MaxDrainBytes, rep
+	g.drainRep = rep
 }
 
-func (g *lineGuard) drained(n int) error {
+func (g *lineGuard) drainedTooMuch() error {
 	g.mu.Lock()
-	if g.drainMax < 0 {
-		g.mu.Unlock()
-		return nil
-	}
-	g.drainMax -= int64(n)
 	rep := g.drainRep
-	over := g.drainMax < 0
 	g.mu.Unlock()
-	if !over {
-		return nil
+	if rep == nil {
+		rep = g.srv.refuse(fault.TooBig, "", fmt.Errorf("more than %d bytes of a refused message", g.srv.opt.MaxDrainBytes), g.client(), "data")
 	}
 	g.srv.log.Info("closing connection after refused message", "via", g.via, "remote", g.RemoteAddr().String(),
 		"discarded_limit", g.srv.opt.MaxDrainBytes)

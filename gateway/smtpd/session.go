@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -130,7 +131,18 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data reads the message through the size limit and hands it to the intake, which commits it durably
 // before this returns. Success is returned as a 250 *smtp.SMTPError so the reply carries the message ID.
-func (s *session) Data(r io.Reader) error {
+func (s *session) Data(r io.Reader) (err error) {
+	if g, ok := s.nc.(*lineGuard); ok {
+		if body := g.body(); body != nil {
+			r = body // DATA: the guard reads it a line at a time, go-smtp's reader a byte at a time
+		}
+		defer func() {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) && se.Code >= 400 {
+				g.drainAfter(se) // sent at once if the client goes on past MaxDrainBytes
+			}
+		}()
+	}
 	s.mu.Lock()
 	sub := &intake.Submission{Sender: s.user, From: s.from, Recipients: append([]string(nil), s.rcpts...), Client: s.client}
 	open := s.open
