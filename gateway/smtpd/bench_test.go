@@ -21,11 +21,13 @@ import (
 //	go test -run '^$' -bench BenchmarkSubmit -cpuprofile cpu.prof ./gateway/smtpd/
 func BenchmarkSubmit(b *testing.B) {
 	for _, size := range []int{10 << 10, 1 << 20} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) { benchSubmit(b, size) })
+		for _, conns := range []int{1, 10} {
+			b.Run(fmt.Sprintf("%dKiB/c%d", size>>10, conns), func(b *testing.B) { benchSubmit(b, size, conns) })
+		}
 	}
 }
 
-func benchSubmit(b *testing.B, size int) {
+func benchSubmit(b *testing.B, size, conns int) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	st, err := mailbox.Open(context.Background(), mailbox.Options{Path: filepath.Join(b.TempDir(), "m.db"), ContentKey: key})
@@ -46,15 +48,23 @@ func benchSubmit(b *testing.B, size int) {
 	}
 	body.WriteString(enc + "\r\n.\r\n")
 	msg := body.String()
-	c := h.signedIn(b)
-	b.SetBytes(int64(len(msg)))
-	b.ResetTimer()
-	for b.Loop() {
-		c.send("MAIL FROM:<alice@a.example>\r\nRCPT TO:<bob@b.example>\r\nDATA\r\n")
-		c.expect("250 ")
-		c.expect("250 ")
-		c.expect("354 ")
-		c.send(msg)
-		c.expect("250 2.0.0 Accepted")
+	clients := make(chan *client, conns)
+	for range conns {
+		clients <- h.signedIn(b)
 	}
+	b.SetBytes(int64(len(msg)))
+	b.SetParallelism((conns + 1) / 2) // RunParallel starts parallelism × GOMAXPROCS goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-clients
+		defer func() { clients <- c }()
+		for pb.Next() {
+			c.send("MAIL FROM:<alice@a.example>\r\nRCPT TO:<bob@b.example>\r\nDATA\r\n")
+			c.expect("250 ")
+			c.expect("250 ")
+			c.expect("354 ")
+			c.send(msg)
+			c.expect("250 2.0.0 Accepted")
+		}
+	})
 }

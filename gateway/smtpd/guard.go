@@ -90,7 +90,7 @@ const (
 )
 
 func (s *Server) newGuard(c net.Conn, via string, tc *tls.Conn, afterSTARTTLS bool) *lineGuard {
-	size := max(4096, s.opt.MaxLineLength+2)
+	size := max(16<<10, s.opt.MaxLineLength+2) // one TLS record
 	return &lineGuard{
 		Conn: c, srv: s, via: via, tc: tc, br: bufio.NewReaderSize(c, size),
 		lineStart: true, wStart: true, swallow: afterSTARTTLS,
@@ -125,7 +125,7 @@ func (g *lineGuard) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	out := p
 	if g.swallow {
-		if i := strings.IndexByte(string(p), '\n'); i >= 0 {
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
 			g.swallow = false
 			out = p[i+1:]
 		} else {
@@ -315,6 +315,9 @@ func (g *lineGuard) body() io.Reader {
 
 type dataBody struct{ g *lineGuard }
 
+// endOfData is the only DATA go-smtp's own data reader is given.
+var endOfData = []byte(".\r\n")
+
 func (d dataBody) Read(p []byte) (int, error) {
 	g := d.g
 	for {
@@ -449,7 +452,7 @@ func (g *lineGuard) readData(b []byte) (int, error) {
 	g.drainRep = nil
 	g.mu.Unlock()
 	g.mode, g.lineStart, g.prevCR = modeLine, true, false
-	g.pending = append(g.pending[:0], ".\r\n"...)
+	g.pending = endOfData // never appended to: pending may alias the read buffer
 	return g.readLine(b)
 }
 
