@@ -328,7 +328,7 @@ func (d dataBody) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		if _, err := g.br.Peek(1); err != nil {
-			return 0, err
+			return 0, unexpectedEOF(err) // the connection ended inside DATA: never the end of a message
 		}
 		buf, _ := g.br.Peek(g.br.Buffered())
 		in, out := g.unstuff(p, buf)
@@ -341,6 +341,13 @@ func (d dataBody) Read(p []byte) (int, error) {
 			return out, nil
 		}
 	}
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // longLine follows the length of the current message line through raw (CR LF included) and reports a
@@ -435,7 +442,7 @@ func (g *lineGuard) readData(b []byte) (int, error) {
 	var discarded int64
 	for g.dataState != dsEOF {
 		if _, err := g.br.Peek(1); err != nil {
-			return 0, err
+			return 0, unexpectedEOF(err)
 		}
 		buf, _ := g.br.Peek(g.br.Buffered())
 		in, _ := g.unstuff(nil, buf)

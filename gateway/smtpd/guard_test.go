@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,75 @@ func TestHandshakeFailure(t *testing.T) {
 	tc := tls.Client(dialFrom(t, h.submissions, ""), h.clientTLS)
 	c := newClient(t, tc)
 	c.expect("220 ")
+}
+
+// TestDataContentIntact sends messages of many shapes (dot-stuffed lines, lines across the guard's
+// buffer, long and empty lines) in writes of random sizes and checks the content arrives unchanged.
+func TestDataContentIntact(t *testing.T) {
+	h := start(t, &fakeIntake{}, Options{})
+	c := h.signedIn(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 30 {
+		var body strings.Builder
+		body.WriteString("Subject: intact\r\n\r\n")
+		for range rng.IntN(3000) {
+			switch rng.IntN(6) {
+			case 0:
+				body.WriteString(".")
+			case 1:
+				body.WriteString("..x")
+			}
+			body.WriteString(strings.Repeat(string(rune('a'+rng.IntN(26))), rng.IntN(990)))
+			body.WriteString("\r\n")
+		}
+		want := body.String()
+		wire := []byte(dotStuffed(want) + ".\r\n")
+		c.cmd("MAIL FROM:<alice@a.example>", "250 ")
+		c.cmd("RCPT TO:<bob@b.example>", "250 ")
+		c.cmd("DATA", "354 ")
+		for len(wire) > 0 {
+			n := min(len(wire), 1+rng.IntN(40000))
+			c.send(string(wire[:n]))
+			wire = wire[n:]
+		}
+		c.expect("250 2.0.0 Accepted")
+		if got := string(h.in.last().Content); got != want {
+			t.Fatalf("message %d: content differs (got %d bytes, want %d)", i, len(got), len(want))
+		}
+	}
+}
+
+func dotStuffed(s string) string {
+	lines := strings.SplitAfter(s, "\r\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, ".") {
+			lines[i] = "." + l
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+// TestCutOffDataIsNotAccepted: a connection that ends inside DATA never yields a message, on either
+// port, however much of it arrived.
+func TestCutOffDataIsNotAccepted(t *testing.T) {
+	h := start(t, &fakeIntake{}, Options{})
+	for _, c := range []*client{h.signedIn(t), func() *client {
+		c := h.startTLSClient(t)
+		c.ehlo()
+		c.cmd("AUTH PLAIN "+plainIR("", alice, alicePw), "235 ")
+		return c
+	}()} {
+		c.cmd("MAIL FROM:<alice@a.example>", "250 ")
+		c.cmd("RCPT TO:<bob@b.example>", "250 ")
+		c.cmd("DATA", "354 ")
+		c.send("Subject: half\r\n\r\n" + strings.Repeat("line\r\n", 5000))
+		if tc, ok := c.conn.(*tls.Conn); ok {
+			_ = tc.CloseWrite() // close_notify: a clean end of the stream, the case that must not count
+		}
+		c.conn.Close()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, _, n := h.in.counts(); n != 0 {
+		t.Fatalf("%d cut-off messages reached the intake", n)
+	}
 }
