@@ -468,6 +468,9 @@ func (g *lineGuard) readChunk(b []byte) (int, error) {
 		b = b[:g.chunkLeft]
 	}
 	n, err := g.br.Read(b)
+	// A chunk cut short is not a chunk: go-smtp's io.Copy would take io.EOF as its end and, after
+	// BDAT ... LAST, pass the truncated message on as complete.
+	err = unexpectedEOF(err)
 	g.chunkLeft -= int64(n)
 	if g.chunkLeft == 0 {
 		g.mode, g.lineStart, g.prevCR = modeLine, true, false

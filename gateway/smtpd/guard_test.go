@@ -287,3 +287,19 @@ func TestCutOffDataIsNotAccepted(t *testing.T) {
 		t.Fatalf("%d cut-off messages reached the intake", n)
 	}
 }
+
+// TestCutOffBDATIsNotAccepted: a connection that ends inside the last BDAT chunk yields no message
+// (go-smtp alone would pass the truncated chunk on as complete).
+func TestCutOffBDATIsNotAccepted(t *testing.T) {
+	h := start(t, &fakeIntake{}, Options{})
+	c := h.signedIn(t)
+	c.cmd("MAIL FROM:<alice@a.example>", "250 ")
+	c.cmd("RCPT TO:<bob@b.example>", "250 ")
+	c.send("BDAT 1000 LAST\r\nSubject: half\r\n\r\nhello\r\n")
+	_ = c.conn.(*tls.Conn).CloseWrite()
+	c.closed()
+	time.Sleep(200 * time.Millisecond)
+	if _, _, n := h.in.counts(); n != 0 {
+		t.Fatalf("%d cut-off messages reached the intake", n)
+	}
+}
