@@ -1,24 +1,15 @@
 package imapd
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
-	"time"
 
 	"cafgate/gateway/fault"
 	"cafgate/gateway/ratelimit"
-)
-
-const (
-	// maxRefusing bounds the goroutines answering refused connections; beyond it a refused connection
-	// is closed without an answer.
-	maxRefusing = 32
-	// refuseTimeout bounds the TLS handshake and the write of a refusal.
-	refuseTimeout = 10 * time.Second
 )
 
 // limitListener admits a connection only while the connection limits allow it; otherwise it answers
@@ -38,9 +29,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc, msg := l.srv.conns.admit(c, l.via)
+		tc, over := l.srv.conns.admit(c, l.via)
 		if tc == nil {
-			l.srv.refuseConn(c, msg, l.via, l.tls)
+			l.srv.refuseConn(c, over.Sentence("IMAP connections"), l.via, l.tls)
 			continue
 		}
 		if l.tls != nil {
@@ -54,105 +45,41 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (s *Server) refuseConn(c net.Conn, msg, via string, tlsConf *tls.Config) {
 	id := fault.NewID()
 	s.opt.Log.Warn("imap connection refused", "id", id, "via", via, "remote", c.RemoteAddr().String(), "reason", msg)
-	select {
-	case s.conns.refusing <- struct{}{}:
-	default:
-		c.Close()
-		return
-	}
-	go func() {
-		defer func() { <-s.conns.refusing }()
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(refuseTimeout))
-		if tlsConf != nil {
-			tc := tls.Server(c, tlsConf)
-			if tc.Handshake() != nil {
-				return
-			}
-			c = tc
-		}
-		_, _ = fmt.Fprintf(c, "* BYE [UNAVAILABLE] %s (ID %s)\r\n", msg, id)
-	}()
+	s.conns.Refuse(context.Background(), c, tlsConf, fmt.Sprintf("* BYE [UNAVAILABLE] %s (ID %s)", msg, id))
 }
 
-// connLimiter counts live connections, in total and per client address, and can close them all.
-type connLimiter struct {
-	mu       sync.Mutex
-	max      int
-	maxPer   int
-	per      map[string]int
-	live     map[*trackedConn]struct{}
-	refusing chan struct{}
-}
+// connLimiter is the shared connection limiter (ratelimit.Conns) with the connection type this
+// package's sessions look for under TLS.
+type connLimiter struct{ *ratelimit.Conns }
 
 func newConnLimiter(maxTotal, maxPer int) *connLimiter {
-	return &connLimiter{max: maxTotal, maxPer: maxPer, per: map[string]int{}, live: map[*trackedConn]struct{}{},
-		refusing: make(chan struct{}, maxRefusing)}
+	return &connLimiter{ratelimit.NewConns(maxTotal, maxPer)}
 }
 
-// admit counts c in and returns it wrapped, or returns the sentence explaining the refusal.
-func (l *connLimiter) admit(c net.Conn, via string) (*trackedConn, string) {
-	key := ratelimit.Key(c.RemoteAddr())
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case len(l.live) >= l.max:
-		return nil, "The gateway has too many IMAP connections just now; please try again in a few minutes."
-	case l.per[key] >= l.maxPer:
-		return nil, "Too many IMAP connections from your address; please close some and try again later."
+// admit counts c in and returns it wrapped, or returns nil and the limit it reached.
+func (l *connLimiter) admit(c net.Conn, via string) (*trackedConn, ratelimit.Over) {
+	rc, over := l.Admit(c)
+	if rc == nil {
+		return nil, over
 	}
-	tc := &trackedConn{Conn: c, via: via, key: key, lim: l}
-	l.per[key]++
-	l.live[tc] = struct{}{}
-	return tc, ""
-}
-
-func (l *connLimiter) release(tc *trackedConn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.live[tc]; !ok {
-		return
-	}
-	delete(l.live, tc)
-	if l.per[tc.key]--; l.per[tc.key] <= 0 {
-		delete(l.per, tc.key)
-	}
+	return &trackedConn{Conn: rc, via: via, key: rc.Key()}, 0
 }
 
 // closeAll closes every live connection.
-func (l *connLimiter) closeAll() {
-	l.mu.Lock()
-	conns := make([]*trackedConn, 0, len(l.live))
-	for tc := range l.live {
-		conns = append(conns, tc)
-	}
-	l.mu.Unlock()
-	for _, tc := range conns {
-		tc.Close()
-	}
-}
+func (l *connLimiter) closeAll() { l.CloseAll() }
 
 // count returns the live connections, for tests.
 func (l *connLimiter) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.live)
+	n, _ := l.Count()
+	return n
 }
 
-// trackedConn is an admitted connection; closing it gives its place back.
+// trackedConn is an admitted connection (a *ratelimit.Conn: closing it gives its place back) with the
+// port it came in on.
 type trackedConn struct {
 	net.Conn
-	via  string
-	key  string // the rate-limit key of the client address
-	lim  *connLimiter
-	once sync.Once
-}
-
-// Close closes the connection and releases its place (once, however often it is called).
-func (c *trackedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.lim.release(c) })
-	return err
+	via string
+	key string // the rate-limit key of the client address
 }
 
 // libLogger takes imapserver's own messages: panics at error level, the rest (read errors of

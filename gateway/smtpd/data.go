@@ -18,7 +18,8 @@ const firstChunk = 64 << 10
 // refreshing the read deadline while data arrives so ReadTimeout bounds idleness, not the transfer.
 // release gives the memory back; call it once the content is no longer needed. On error, go-smtp
 // itself reads and discards the rest of the DATA up to the end-of-data line, so the session stays in
-// step (for BDAT, it discards the rest of each chunk).
+// step (for BDAT, it discards the rest of each chunk); the lineGuard bounds that to MaxDrainBytes and
+// then sends the refusal itself and closes the connection.
 func (s *session) readMessage(r io.Reader) (content []byte, release func(), err error) {
 	limit := s.srv.opt.MaxMessageBytes
 	var held int64

@@ -159,3 +159,90 @@ func FuzzSASL(f *testing.F) {
 		}
 	})
 }
+
+// refUnstuff is go-smtp v0.25.1's data reader (data.go, dataReader.Read) applied byte by byte: the
+// reference the guard's DATA reader must match. It returns the message and the bytes of src it used.
+func refUnstuff(src []byte) (out []byte, used int, ended bool) {
+	const (
+		beginLine = iota
+		dot
+		dotCR
+		cr
+		data
+	)
+	state := beginLine
+	for i, c := range src {
+		switch state {
+		case beginLine:
+			if c == '.' {
+				state = dot
+				continue
+			}
+			if c == '\r' {
+				state = cr
+				break
+			}
+			state = data
+		case dot:
+			if c == '\r' {
+				state = dotCR
+				continue
+			}
+			state = data
+		case dotCR:
+			if c == '\n' {
+				return out, i + 1, true
+			}
+			state = data
+		case cr:
+			if c == '\n' {
+				state = beginLine
+				break
+			}
+			state = data
+		case data:
+			if c == '\r' {
+				state = cr
+			}
+		}
+		out = append(out, c)
+	}
+	return out, len(src), false
+}
+
+// FuzzUnstuff checks the guard's DATA reader against go-smtp's, over arbitrary input split into
+// arbitrary source chunks and destination buffers: same message, same end, same bytes consumed.
+func FuzzUnstuff(f *testing.F) {
+	for _, seed := range []string{"a\r\n.\r\n", "..x\r\n.\rX\r\n.\r\nNOOP\r\n", "\r\r\n.\r\n", "x\n.\n\r\n.\r\n", ".\r\n", "abc"} {
+		f.Add([]byte(seed), uint8(3), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, src []byte, srcChunk, dstSize uint8) {
+		want, wantUsed, wantEnded := refUnstuff(src)
+		g := &lineGuard{dataState: dsBeginLine}
+		var got []byte
+		used := 0
+		for used < len(src) && g.dataState != dsEOF {
+			end := min(len(src), used+1+int(srcChunk))
+			dst := make([]byte, 1+int(dstSize))
+			in, out := g.unstuff(dst, src[used:end])
+			if in == 0 && out == 0 {
+				t.Fatalf("no progress at %d", used)
+			}
+			got = append(got, dst[:out]...)
+			used += in
+		}
+		if !bytes.Equal(got, want) || used != wantUsed || (g.dataState == dsEOF) != wantEnded {
+			t.Fatalf("guard: %q used %d ended %v; go-smtp: %q used %d ended %v", got, used, g.dataState == dsEOF, want, wantUsed, wantEnded)
+		}
+		// Discarding (nil destination) consumes the same bytes.
+		d := &lineGuard{dataState: dsBeginLine}
+		n := 0
+		for n < len(src) && d.dataState != dsEOF {
+			in, _ := d.unstuff(nil, src[n:])
+			n += in
+		}
+		if n != wantUsed {
+			t.Fatalf("discarding used %d, want %d", n, wantUsed)
+		}
+	})
+}

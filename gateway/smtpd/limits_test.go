@@ -169,9 +169,9 @@ func TestSessionLimits(t *testing.T) {
 	newClient(t, tc).expect("421 4.7.0 ")
 	// Closing a session frees its place.
 	c1.cmd("QUIT", "221 ")
-	waitFor(t, "the session to end", func() bool { n, _ := h.srv.conns.count(); return n == 2 })
+	waitFor(t, "the session to end", func() bool { n, _ := h.srv.conns.Count(); return n == 2 })
 	h.plain(t)
-	n, per := h.srv.conns.count()
+	n, per := h.srv.conns.Count()
 	if n != 3 || per["127.0.0.1"] != 2 || per["127.0.0.2"] != 1 {
 		t.Fatalf("counts %d %v", n, per)
 	}

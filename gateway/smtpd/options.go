@@ -35,6 +35,11 @@ type Options struct {
 	// received and committed; a message that would exceed it is answered 451 4.3.0. Default 512 MiB.
 	MaxBufferedBytes int64
 
+	// MaxDrainBytes bounds what is read and discarded of a message after it has been refused (too big,
+	// or no memory to hold it): past it the refusal is sent at once and the connection closed, rather
+	// than reading the rest of the DATA first. Default 1 MiB.
+	MaxDrainBytes int64
+
 	TLSConfig *tls.Config      // required: STARTTLS on submission, implicit TLS on submissions
 	Log       *slog.Logger     // default: discard
 	Now       func() time.Time // default: time.Now; drives the sign-in failure window
@@ -55,6 +60,7 @@ const (
 	DefaultAuthDelay               = 250 * time.Millisecond
 	DefaultAuthMaxDelay            = 4 * time.Second
 	DefaultMaxBufferedBytes        = 512 << 20
+	DefaultMaxDrainBytes           = 1 << 20
 )
 
 // maxTrackedAddresses bounds the memory the sign-in failure counter may use.
@@ -81,6 +87,7 @@ func (o Options) withDefaults() Options {
 	setDur(&o.AuthDelay, DefaultAuthDelay)
 	setDur(&o.AuthMaxDelay, DefaultAuthMaxDelay)
 	setInt64(&o.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	setInt64(&o.MaxDrainBytes, DefaultMaxDrainBytes)
 	if o.MaxBufferedBytes < o.MaxMessageBytes {
 		o.MaxBufferedBytes = o.MaxMessageBytes
 	}

@@ -45,17 +45,19 @@ const (
 // Server is the SMTP front door. One Server serves any number of submission and submissions listeners;
 // the session limits count them together.
 type Server struct {
-	in     Intake
-	opt    Options
-	log    *slog.Logger
-	smtp   *smtp.Server
-	conns  *connLimiter
-	fails  *ratelimit.Window
-	mem    *ratelimit.Budget
-	ctx    context.Context // cancelled by Close: ends intake calls in flight
-	cancel context.CancelFunc
-	reject chan struct{} // bounds the goroutines answering refused connections
-	sleep  func(ctx context.Context, d time.Duration)
+	in          Intake
+	opt         Options
+	log         *slog.Logger
+	smtp        *smtp.Server // port 587 before STARTTLS: offers STARTTLS, which the lineGuard answers
+	smtpTLS     *smtp.Server // port 465, and port 587 after STARTTLS: TLS is terminated by the lineGuard
+	handoff     *handoffListener
+	handoffOnce sync.Once
+	conns       *ratelimit.Conns
+	fails       *ratelimit.Window
+	mem         *ratelimit.Budget
+	ctx         context.Context // cancelled by Close: ends intake calls in flight
+	cancel      context.CancelFunc
+	sleep       func(ctx context.Context, d time.Duration)
 
 	mu        sync.Mutex
 	closed    bool
@@ -67,22 +69,25 @@ func New(in Intake, opt Options) *Server {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		in:     in,
-		opt:    opt,
-		log:    opt.Log,
-		conns:  newConnLimiter(opt.MaxSessions, opt.MaxSessionsPerIP),
-		fails:  ratelimit.NewWindow(opt.AuthFailureWindow, opt.AuthFailuresBeforeBlock, maxTrackedAddresses, opt.Now),
-		mem:    ratelimit.NewBudget(opt.MaxBufferedBytes),
-		ctx:    ctx,
-		cancel: cancel,
-		reject: make(chan struct{}, maxRejecting),
-		sleep:  sleepCtx,
+		in:      in,
+		opt:     opt,
+		log:     opt.Log,
+		conns:   ratelimit.NewConns(opt.MaxSessions, opt.MaxSessionsPerIP),
+		fails:   ratelimit.NewWindow(opt.AuthFailureWindow, opt.AuthFailuresBeforeBlock, maxTrackedAddresses, opt.Now),
+		mem:     ratelimit.NewBudget(opt.MaxBufferedBytes),
+		ctx:     ctx,
+		cancel:  cancel,
+		sleep:   sleepCtx,
+		handoff: newHandoffListener(),
 	}
-	s.smtp = s.newSMTP()
+	s.smtp = s.newSMTP(s.opt.TLSConfig)
+	// The TLS instance has no TLSConfig: the lineGuard under it has terminated TLS already, and it must
+	// not offer STARTTLS again.
+	s.smtpTLS = s.newSMTP(nil)
 	return s
 }
 
-func (s *Server) newSMTP() *smtp.Server {
+func (s *Server) newSMTP(tlsConfig *tls.Config) *smtp.Server {
 	ss := smtp.NewServer(backend{s})
 	ss.Domain = s.opt.Hostname
 	// MaxMessageBytes stays 0 in go-smtp: its own refusal of a too-large "MAIL FROM:<...> SIZE=n" carries
@@ -92,7 +97,7 @@ func (s *Server) newSMTP() *smtp.Server {
 	ss.MaxLineLength = s.opt.MaxLineLength
 	ss.ReadTimeout = s.opt.ReadTimeout
 	ss.WriteTimeout = s.opt.WriteTimeout
-	ss.TLSConfig = s.opt.TLSConfig
+	ss.TLSConfig = tlsConfig
 	// The session itself refuses AUTH before TLS, with 530 5.7.0, and advertises AUTH only under TLS;
 	// go-smtp's own refusal would be 523 5.7.10.
 	ss.AllowInsecureAuth = true
@@ -123,13 +128,16 @@ func (s *Server) serve(l net.Listener, via string, implicitTLS bool) error {
 		return ErrServerClosed
 	}
 	s.listeners = append(s.listeners, l)
+	s.handoffOnce.Do(func() {
+		go func() { _ = s.smtpTLS.Serve(s.handoff) }()
+	})
 	s.mu.Unlock()
-	var wrapped net.Listener = &limitListener{Listener: l, srv: s, via: via, implicitTLS: implicitTLS}
+	// go-smtp sees a lineGuard, never a *tls.Conn: the guard terminates TLS (see guard.go).
+	srv := s.smtp
 	if implicitTLS {
-		// go-smtp sees a *tls.Conn, so it handshakes under its timeouts and reports the TLS state.
-		wrapped = tls.NewListener(wrapped, s.opt.TLSConfig)
+		srv = s.smtpTLS
 	}
-	err := s.smtp.Serve(wrapped)
+	err := srv.Serve(&limitListener{Listener: l, srv: s, via: via, implicitTLS: implicitTLS})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -142,10 +150,13 @@ func (s *Server) serve(l net.Listener, via string, implicitTLS bool) error {
 func (s *Server) Close() error {
 	err := s.stopListening()
 	s.cancel()
-	if e := s.smtp.Close(); e != nil && !errors.Is(e, smtp.ErrServerClosed) && !errors.Is(e, net.ErrClosed) && err == nil {
-		err = e
+	s.handoff.Close()
+	for _, ss := range []*smtp.Server{s.smtp, s.smtpTLS} {
+		if e := ss.Close(); e != nil && !errors.Is(e, smtp.ErrServerClosed) && !errors.Is(e, net.ErrClosed) && err == nil {
+			err = e
+		}
 	}
-	s.conns.closeAll()
+	s.conns.CloseAll()
 	return err
 }
 
@@ -153,13 +164,22 @@ func (s *Server) Close() error {
 // as Close does and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.stopListening()
-	if e := s.smtp.Shutdown(ctx); e != nil {
-		if errors.Is(e, smtp.ErrServerClosed) || errors.Is(e, net.ErrClosed) {
-			return err
+	// Sessions before STARTTLS first: while they end, STARTTLS may still hand some to the TLS instance.
+	for _, ss := range []*smtp.Server{s.smtp, s.smtpTLS} {
+		if ss == s.smtpTLS {
+			s.handoff.Close()
 		}
-		s.cancel()
-		s.conns.closeAll()
-		return e
+		if e := ss.Shutdown(ctx); e != nil {
+			if errors.Is(e, smtp.ErrServerClosed) || errors.Is(e, net.ErrClosed) {
+				continue
+			}
+			s.cancel()
+			s.handoff.Close()
+			s.smtp.Close()
+			s.smtpTLS.Close()
+			s.conns.CloseAll()
+			return e
+		}
 	}
 	s.cancel()
 	return err

@@ -1,7 +1,7 @@
 package smtpd
 
 import (
-	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +25,9 @@ var _ smtp.Backend = backend{}
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	nc := c.Conn()
 	_, isTLS := c.TLSConnectionState()
+	if g, ok := nc.(*lineGuard); ok {
+		isTLS = g.tc != nil
+	}
 	cl := intake.Client{RemoteAddr: nc.RemoteAddr().String(), Via: viaOf(nc), TLS: isTLS}
 	if err := checkArg(c.Hostname()); err != nil {
 		return nil, b.s.refuse(fault.BadCommand, "The EHLO name contains a control character.", err, cl, "ehlo")
@@ -32,13 +35,10 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{srv: b.s, conn: c, nc: nc, client: cl, key: ratelimit.Key(nc.RemoteAddr())}, nil
 }
 
-// viaOf names the port a connection came in on, from the listener's wrapper under any TLS layer.
+// viaOf names the port a connection came in on, from the lineGuard go-smtp is given.
 func viaOf(nc net.Conn) string {
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	if t, ok := nc.(*trackedConn); ok {
-		return t.via
+	if g, ok := nc.(*lineGuard); ok {
+		return g.via
 	}
 	return ViaSubmission
 }
@@ -131,7 +131,18 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data reads the message through the size limit and hands it to the intake, which commits it durably
 // before this returns. Success is returned as a 250 *smtp.SMTPError so the reply carries the message ID.
-func (s *session) Data(r io.Reader) error {
+func (s *session) Data(r io.Reader) (err error) {
+	if g, ok := s.nc.(*lineGuard); ok {
+		if body := g.body(); body != nil {
+			r = body // DATA: the guard reads it a line at a time, go-smtp's reader a byte at a time
+		}
+		defer func() {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) && se.Code >= 400 {
+				g.drainAfter(se) // sent at once if the client goes on past MaxDrainBytes
+			}
+		}()
+	}
 	s.mu.Lock()
 	sub := &intake.Submission{Sender: s.user, From: s.from, Recipients: append([]string(nil), s.rcpts...), Client: s.client}
 	open := s.open
