@@ -2,7 +2,8 @@ package integration
 
 // testssl.sh (Debian's package, /usr/bin/testssl) against the HTTPS listener of the built binary,
 // which serves the pickup page: only TLS 1.2 and 1.3 may be offered, and no finding of the protocol,
-// cipher, forward secrecy and vulnerability checks may be of severity HIGH or CRITICAL. The checks
+// cipher, forward secrecy and vulnerability checks may be rated at all (LOW or above; the listener
+// offers only ECDHE with AEAD suites, gateway/httpd.AEADSuites). The checks
 // of the certificate itself (-S) are left out: `cafgate dev` serves a development certificate without
 // CRL or OCSP addresses, which testssl rightly rates HIGH, and production certificates are the
 // operator's. About a minute on a loaded 2-core machine.
@@ -54,8 +55,12 @@ func TestPickupTLSWithTestssl(t *testing.T) {
 	for _, f := range findings {
 		seen[f.ID] = f.Finding
 		switch f.Severity {
-		case "HIGH", "CRITICAL":
+		case "LOW", "MEDIUM", "HIGH", "CRITICAL":
+			// Anything testssl.sh rates (its "NOT ok" and weaker warnings, e.g. Lucky13 while TLS 1.2
+			// CBC suites were offered) fails: the listener offers only ECDHE with AEAD.
 			t.Errorf("testssl.sh: %s %s: %s", f.Severity, f.ID, f.Finding)
+		case "WARN":
+			t.Logf("testssl.sh: %s %s: %s", f.Severity, f.ID, f.Finding)
 		case "FATAL":
 			t.Errorf("testssl.sh could not finish: %s: %s", f.ID, f.Finding)
 		}
