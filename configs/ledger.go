@@ -15,6 +15,8 @@ type LedgerConfig struct {
 	CheckpointFile     string   `toml:"checkpoint_file" default:"" doc:"File every signed checkpoint is appended to, besides the database. Copy it off the machine (or set witness_url): it is what shows a ledger that was truncated and rebuilt. Empty means data_dir/checkpoints."`
 	CheckpointInterval Duration `toml:"checkpoint_interval" default:"1m" doc:"How often the ledger's tree head is signed when it has grown (and always at shutdown)."`
 	Origin             string   `toml:"origin" default:"" doc:"Name of the log, written in every checkpoint; used only when the key is created (an existing key keeps its name). Empty means cafgate.<hostname>/ledger."`
+	ReceiptDeadline    Duration `toml:"receipt_deadline" default:"1h" doc:"Longest a sender waits for the delivery report of a package: it is sent once every recipient has an outcome, or at this delay with the outcomes so far (the rest 'still being tried')."`
+	ReceiptFirstAfter  Duration `toml:"receipt_first_after" default:"2m" doc:"When some recipients of a package were refused or had sections withheld and its full report is not out this long after acceptance, a first report tells the sender of them now. Must not exceed receipt_deadline."`
 	WitnessURL         string   `toml:"witness_url" default:"" doc:"http(s) URL every new checkpoint is POSTed to (the signed note, text/plain). Failures are logged and retried at the next interval. Empty sends none."`
 }
 
@@ -47,6 +49,12 @@ func (c *Config) validateLedger(file string) Problems {
 	l := c.Ledger
 	if l.CheckpointInterval <= 0 {
 		bad("checkpoint_interval", "must be greater than zero (checkpoints are what make the ledger tamper-evident)")
+	}
+	if l.ReceiptDeadline <= 0 {
+		bad("receipt_deadline", "must be greater than zero (a sender is owed a report)")
+	}
+	if l.ReceiptFirstAfter <= 0 || l.ReceiptFirstAfter > l.ReceiptDeadline {
+		bad("receipt_first_after", "must be greater than zero and at most receipt_deadline (%s), not %s", l.ReceiptDeadline.D(), l.ReceiptFirstAfter.D())
 	}
 	if l.Origin == "" || strings.ContainsAny(l.Origin, " \t\r\n+") {
 		bad("origin", "must be a name without spaces or '+', such as cafgate.gw.example.org/ledger, not %q", l.Origin)

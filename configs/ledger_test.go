@@ -34,8 +34,19 @@ func TestLedgerDefaultsAndProblems(t *testing.T) {
 	for _, p := range c.validateLedger("f") {
 		got = append(got, p.Setting)
 	}
-	want := "ledger.checkpoint_interval ledger.origin ledger.key_file ledger.witness_url"
+	want := "ledger.checkpoint_interval ledger.receipt_deadline ledger.receipt_first_after ledger.origin ledger.key_file ledger.witness_url"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("problems for %v, want %s", got, want)
+	}
+	// A first report later than the deadline would never be sent.
+	d := Default()
+	d.DataDir, d.Hostname = "/var/lib/cafgate", "gw.example.org"
+	d.resolveLedger("/etc/cafgate")
+	d.Ledger.ReceiptDeadline, d.Ledger.ReceiptFirstAfter = Duration(time.Minute), Duration(time.Hour)
+	if ps := d.validateLedger("f"); len(ps) != 1 || ps[0].Setting != "ledger.receipt_first_after" {
+		t.Fatalf("first report after the deadline: %v", ps)
+	}
+	if d := Default(); d.Ledger.ReceiptDeadline.D() != time.Hour || d.Ledger.ReceiptFirstAfter.D() != 2*time.Minute {
+		t.Fatalf("receipt defaults: %+v", d.Ledger)
 	}
 }
