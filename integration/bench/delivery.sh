@@ -67,6 +67,19 @@ trap cleanup EXIT
 json_field() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1" | head -1; }
 num_field() { sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1" | head -1; }
 now() { date +%s.%N; }
+# cpu_ticks PID: CPU clock ticks of PID and its children, reaped ones included (as in run.sh)
+cpu_ticks() {
+	local total=0 p rest
+	for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+		rest=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		total=$((total + $(awk '{print $12 + $13 + $14 + $15}' <<<"$rest")))
+	done
+	echo "$total"
+}
+server_pid() { if [ "$1" = cafgate ]; then echo "$CAFGATE_PID"; else head -1 "$WORK/postfix/spool/pid/master.pid" | tr -d ' '; fi; }
+# cpu_mark SERVER: remember the server's CPU ticks now; cpu_since SERVER: seconds of CPU since the mark
+cpu_mark() { CPU0=$(cpu_ticks "$(server_pid "$1")"); }
+cpu_since() { awk -v d=$(($(cpu_ticks "$(server_pid "$1")") - CPU0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz }'; }
 count_for() { # count_for SIZE: packages per run for SIZE from $MESSAGES
 	local kv
 	for kv in $MESSAGES; do [ "${kv%%=*}" = "$1" ] && { echo "${kv#*=}"; return; }; done
@@ -169,6 +182,7 @@ e2e() {
 	f=$OUT/$name.load.json
 	start_sink "$name"
 	sync
+	cpu_mark "$server"
 	t0=$(now)
 	if [ "$server" = cafgate ]; then
 		"$WORK/bin/load" -dev "$WORK/dev/dev.json" -rcpts 3 -size "$size" -conns "$CONNS" -messages "$n" -json -label "$name" >"$f" || true
@@ -177,7 +191,7 @@ e2e() {
 	fi
 	expect_from "$f"
 	wait_sink "$name"
-	report "$name" "$t0" "$(num_field "$f" accepted)"
+	report "$name" "$t0" "$(num_field "$f" accepted)" "$(cpu_since "$server")"
 }
 
 # backlog SERVER N: hold delivery, submit N 10 KiB packages, release, time from release to the last 250.
@@ -197,6 +211,7 @@ backlog() {
 	start_sink "$name"
 	expect_from "$f"
 	sync
+	cpu_mark "$server"
 	t0=$(now)
 	if [ "$server" = cafgate ]; then
 		"$CG" queue resume --config "$BCONF" >/dev/null
@@ -206,22 +221,23 @@ backlog() {
 		postqueue -c "$PFC" -f
 	fi
 	wait_sink "$name"
-	report "$name" "$t0" "$(num_field "$f" accepted)"
+	report "$name" "$t0" "$(num_field "$f" accepted)" "$(cpu_since "$server")"
 }
 
-# report NAME T0 N: one line of results.tsv
+# report NAME T0 N CPU: one line of results.tsv
 report() {
-	local name=$1 t0=$2 n=$3 sj=$OUT/$1.sink.json last rcpts secs rate acc
+	local name=$1 t0=$2 n=$3 cpu=$4 sj=$OUT/$1.sink.json last rcpts secs rate acc
 	last=$(num_field "$sj" last)
 	rcpts=$(num_field "$sj" recipients)
 	secs=$(awk -v a="$t0" -v b="${last:-0}" 'BEGIN { printf "%.2f", b - a }')
 	rate=$(awk -v n="$n" -v s="$secs" -v r="${rcpts:-0}" 'BEGIN { if (s > 0 && r >= 3 * n) printf "%.1f", n / s; else print "incomplete" }')
 	acc=$(num_field "$OUT/$name.load.json" rate_msgs_per_s)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$n" "${rcpts:-0}" "$secs" "$rate" "${acc:-?}" "$(loadavg)" >>"$OUT/results.tsv"
-	log "$name: $n packages, ${rcpts:-0} recipients at the sink in ${secs}s: $rate packages/s (acceptance ${acc:-?} msg/s; load average $(loadavg))"
+	acc=$(awk -v a="${acc:-0}" 'BEGIN { printf "%.0f", a }')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$n" "${rcpts:-0}" "$secs" "$rate" "$acc" "$cpu" "$(loadavg)" >>"$OUT/results.tsv"
+	log "$name: $n packages, ${rcpts:-0} recipients at the sink in ${secs}s: $rate packages/s (acceptance $acc msg/s; server CPU ${cpu}s; load average $(loadavg))"
 }
 
-printf 'run\tpackages\trecipients_at_sink\tseconds\tpackages_per_s\tacceptance_msg_per_s\tload_average\n' >"$OUT/results.tsv"
+printf 'run\tpackages\trecipients_at_sink\tseconds\tpackages_per_s\tacceptance_msg_per_s\tserver_cpu_s\tload_average\n' >"$OUT/results.tsv"
 echo "load average before: $(loadavg)" >"$OUT/loadavg.txt"
 for size in $SIZES; do
 	n=$(count_for "$size")
