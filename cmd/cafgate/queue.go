@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -14,15 +16,18 @@ import (
 	"cafgate/mailbox"
 )
 
-// queueCommands are `cafgate queue list | retry ID | hold ID | drop ID --reason TEXT`. They open the
-// configured store read-write beside a running gateway; the gateway's relay sees the change at its next
-// look at the queue (relay.poll_interval).
+// queueCommands are `cafgate queue list | retry ID | hold ID | drop ID --reason TEXT | pause | resume`.
+// They open the configured store read-write beside a running gateway; the gateway's relay sees the
+// change at its next look at the queue (relay.poll_interval), its delivery pipeline a pause or resume
+// at its next round (within 2 s).
 func queueCommands() []command {
 	return []command{
 		{name: "queue list", args: "--config FILE [--json] [--state STATE] [--limit N]", short: "list the outbound queue (metadata only, never content)", run: runQueueList, flags: queueListFlags},
 		{name: "queue retry", args: "ID --config FILE", short: "attempt a queued entry now (a held one is released)", run: runQueueRetry, flags: configFlag},
 		{name: "queue hold", args: "ID --config FILE", short: "keep a queued entry back until `queue retry`", run: runQueueHold, flags: configFlag},
 		{name: "queue drop", args: "ID --reason TEXT --config FILE", short: "give a queued or held entry up; its sender gets a failure report with the reason", run: runQueueDrop, flags: queueDropFlags},
+		{name: "queue pause", args: "--reason TEXT --config FILE", short: "hold all delivery: mail is still accepted, but no copy is made or queued until `queue resume`", run: runQueuePause, flags: queuePauseFlags},
+		{name: "queue resume", args: "--config FILE", short: "lift `queue pause`: every recipient held back is delivered", run: runQueueResume, flags: configFlag},
 	}
 }
 
@@ -30,6 +35,11 @@ func queueListFlags(fs *flag.FlagSet) {
 	jsonConfigFlags(fs)
 	fs.String("state", "", "only entries in this state: queued, sending, held, delivered or failed")
 	fs.Int("limit", 1000, "most entries to list")
+}
+
+func queuePauseFlags(fs *flag.FlagSet) {
+	configFlag(fs)
+	fs.String("reason", "", "why delivery is held (required; shown by queue list)")
 }
 
 func queueDropFlags(fs *flag.FlagSet) {
@@ -113,6 +123,12 @@ func runQueueList(c *cli, fs *flag.FlagSet, args []string) error {
 	if flagBool(fs, "json") {
 		return json.NewEncoder(c.out).Encode(out)
 	}
+	if h, held, err := env.store.DeliveryHeld(ctx); err != nil {
+		return err
+	} else if held {
+		fmt.Fprintf(c.out, "delivery paused since %s by %s: %s (cafgate queue resume lifts it)\n",
+			h.Since.UTC().Format(time.RFC3339), h.By, h.Reason)
+	}
 	fmt.Fprintf(c.out, "%-17s  %-9s  %-7s  %3s  %-20s  %-32s  %s\n", "ID", "STATE", "KIND", "TRY", "NEXT", "RECIPIENT", "LAST ANSWER")
 	for _, e := range out {
 		next := "-"
@@ -160,6 +176,58 @@ func runQueueDrop(c *cli, fs *flag.FlagSet, args []string) error {
 		}
 		return env.store.Drop(ctx, id, reason, notice)
 	})
+}
+
+func runQueuePause(c *cli, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
+	}
+	reason := strings.TrimSpace(flagString(fs, "reason"))
+	if reason == "" {
+		return fmt.Errorf("%w: --reason is required: queue list shows why delivery is held", errUsage)
+	}
+	ctx := context.Background()
+	env, err := openQueueEnv(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer env.store.Close()
+	if err := env.store.HoldDelivery(ctx, mailbox.DeliveryHold{By: operatorName(), Reason: reason, Since: time.Now()}); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.out, "delivery paused: mail is still accepted; no copy is made or queued until cafgate queue resume"+
+		" (copies already in the queue are still sent: cafgate queue hold ID keeps one back)")
+	return nil
+}
+
+func runQueueResume(c *cli, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
+	}
+	ctx := context.Background()
+	env, err := openQueueEnv(ctx, fs)
+	if err != nil {
+		return err
+	}
+	defer env.store.Close()
+	was, err := env.store.ReleaseDelivery(ctx)
+	if err != nil {
+		return err
+	}
+	if !was {
+		fmt.Fprintln(c.out, "delivery was not paused")
+		return nil
+	}
+	fmt.Fprintln(c.out, "delivery resumed: recipients held back are delivered from the gateway's next round")
+	return nil
+}
+
+// operatorName is who paused delivery, for queue list: the login user, else the numeric user ID.
+func operatorName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
 // queueAction parses the ID, opens the store, runs do and explains the store's refusals plainly.

@@ -150,3 +150,55 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatalf("bad --state = %v", err)
 	}
 }
+
+// TestQueuePauseResume: pause needs a reason, is stored (the store says held, queue list says so),
+// and resume lifts it once.
+func TestQueuePauseResume(t *testing.T) {
+	path, _ := queueTestConfig(t)
+	held := func() bool {
+		t.Helper()
+		data := filepath.Join(filepath.Dir(path), "data")
+		key, err := mailbox.LoadOrCreateKey(filepath.Join(data, "content.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := mailbox.Open(context.Background(), mailbox.Options{Path: filepath.Join(data, "cafgate.db"), ContentKey: key, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		h, err := st.Held(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if _, err := runQueue(t, "queue pause", "--config", path); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("pause without a reason: %v", err)
+	}
+	if held() {
+		t.Fatal("held after a refused pause")
+	}
+	if out, err := runQueue(t, "queue pause", "--config", path, "--reason", "smart host maintenance"); err != nil || !strings.Contains(out, "paused") {
+		t.Fatalf("pause: %q %v", out, err)
+	}
+	if !held() {
+		t.Fatal("not held after pause")
+	}
+	if out, err := runQueue(t, "queue list", "--config", path); err != nil || !strings.Contains(out, "delivery paused since") ||
+		!strings.Contains(out, "smart host maintenance") {
+		t.Fatalf("list while paused: %q %v", out, err)
+	}
+	if out, err := runQueue(t, "queue resume", "--config", path); err != nil || !strings.Contains(out, "delivery resumed") {
+		t.Fatalf("resume: %q %v", out, err)
+	}
+	if held() {
+		t.Fatal("still held after resume")
+	}
+	if out, err := runQueue(t, "queue list", "--config", path); err != nil || strings.Contains(out, "paused") {
+		t.Fatalf("list after resume: %q %v", out, err)
+	}
+	if out, err := runQueue(t, "queue resume", "--config", path); err != nil || !strings.Contains(out, "was not paused") {
+		t.Fatalf("second resume: %q %v", out, err)
+	}
+}

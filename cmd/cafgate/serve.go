@@ -159,7 +159,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 	}
 	g.pipeline = deliver.New(deliver.Options{Store: store, Dir: dir, Validator: validator, Signer: id.signer(), Sealing: sealing,
 		Hostname: cfg.Hostname, Queued: g.relay.Wake, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify,
-		Log:     log.With("part", "delivery"),
+		Log: log.With("part", "delivery"), Held: store.Held,
 		Reports: mailbox.ReportOptions{Deadline: cfg.Ledger.ReceiptDeadline.D(), FirstAfter: cfg.Ledger.ReceiptFirstAfter.D()},
 		Notice: (&notify.Builder{From: cfg.PickupNotifyFrom(), Report: cfg.PickupReportTo(), Hostname: cfg.Hostname,
 			BaseURL: cfg.PickupBaseURL()}).Build,

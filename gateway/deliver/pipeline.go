@@ -63,6 +63,9 @@ type Options struct {
 	Now             func() time.Time
 	Interval        time.Duration // how often to look for work when not kicked; default 2s
 	Batch           int           // recipients taken per round; default 64
+	// Held reports whether an operator holds delivery (`cafgate queue pause`): while it does, or
+	// cannot tell, a round takes nothing and recipients stay pending. nil: never held.
+	Held func(ctx context.Context) (bool, error)
 }
 
 // Pipeline is the delivery worker.
@@ -128,6 +131,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // Round handles up to Batch pending recipients and returns how many it took.
 func (p *Pipeline) Round(ctx context.Context) int {
+	if p.opt.Held != nil {
+		if held, err := p.opt.Held(ctx); held || err != nil {
+			return 0 // held (or the store cannot say): everything stays pending
+		}
+	}
 	work, err := p.opt.Store.PendingDeliveries(ctx, p.opt.Batch)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -146,6 +146,7 @@ write_master_cf() {
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 cleanup              unix  n       -      n      -      0       cleanup
+pickup               unix  n       -      n      60     1       pickup
 qmgr                 unix  n       -      n      300    1       qmgr
 tlsmgr               unix  -       -      n      1000?  1       tlsmgr
 rewrite              unix  -       -      n      -      -       trivial-rewrite

@@ -112,6 +112,10 @@ if [ "$HAVE_CAFGATE" = 1 ]; then
 	done
 	if [ -s "$WORK/dev/dev.json" ]; then
 		"$WORK/bin/cafgate" version >"$OUT/cafgate-version.txt" 2>&1 || true
+		# Postfix's queue is held (static:HOLD): hold cafgate's delivery too, so that no sealing or
+		# queueing competes with acceptance. Accepted mail stays pending in the store.
+		"$WORK/bin/cafgate" queue pause --reason "acceptance benchmark" --config "$WORK/dev/cafgate.toml" >&2 ||
+			log "could not pause cafgate's delivery: its pipeline runs during the measurements"
 		# dev.json may come before every part is ready: wait until one message is accepted. Gently: a
 		# probe costs up to two failed sign-ins and cafgate blocks an address after 10 within 15 minutes.
 		for _ in 1 2 3 4; do

@@ -33,6 +33,7 @@ type config struct {
 	label      string
 	sources    int
 	episode    string
+	rcpts      int // with -dev: how many recipients to pick
 }
 
 // parseFlags reads args (without the program name) into a config and checks it.
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.episode, "episode", "", "episode reference put in the Subject as [REF] (cafgate refuses a package without one)")
 	fs.IntVar(&c.sources, "sources", 1, "spread connections over this many loopback source addresses 127.0.0.1, .2, ... (for per-address limits)")
 	fs.StringVar(&c.label, "label", "", "free text copied into the result (e.g. server name)")
+	fs.IntVar(&c.rcpts, "rcpts", 1, "with -dev and no -to: this many distinct recipients from the episode's team; more than one picks only practitioners with an S/MIME certificate")
 	fs.StringVar(&dev, "dev", "", "cafgate dev's dev.json: fills -addr, -starttls, -ca, -servername, -auth, -from, -to, -episode not given")
 	if err := fs.Parse(args); err != nil {
 		return c, err

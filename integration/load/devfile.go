@@ -29,6 +29,7 @@ type devAccount struct {
 	Roles     []string `json:"roles"`
 	Status    string   `json:"status"`
 	Sensitive bool     `json:"sensitive_service"`
+	Cert      string   `json:"cert"`
 }
 
 // applyDev fills the settings the command line left unset (set holds the flag names given) from a
@@ -75,14 +76,34 @@ func applyDev(c *config, path string, set map[string]bool) error {
 	if !set["auth"] {
 		c.user, c.pass = sender.Mail, sender.Password
 	}
-	if !set["to"] {
+	if !set["to"] && c.rcpts <= 1 {
 		rcpt, err := d.pick("", sender.Mail, team)
 		if err != nil {
 			return fmt.Errorf("%s: recipient: %w", path, err)
 		}
 		c.to = []string{rcpt.Mail}
+	} else if !set["to"] {
+		if c.to, err = d.pickCertified(c.rcpts, sender.Mail, team); err != nil {
+			return fmt.Errorf("%s: recipients: %w", path, err)
+		}
 	}
 	return nil
+}
+
+// pickCertified returns n distinct usable accounts other than not, each with an S/MIME certificate
+// (so every copy to them is signed and encrypted), from among team when team is not empty.
+func (d *devFile) pickCertified(n int, not string, team map[string]bool) ([]string, error) {
+	var out []string
+	for _, a := range d.Accounts {
+		if len(out) < n && a.Mail != not && a.Status == "active" && !a.Sensitive && a.Cert != "" &&
+			slices.Contains(a.Roles, "practitioner") && (len(team) == 0 || team[a.Mail]) {
+			out = append(out, a.Mail)
+		}
+	}
+	if len(out) < n {
+		return nil, fmt.Errorf("only %d active practitioners with a certificate outside sensitive services, %d asked for", len(out), n)
+	}
+	return out, nil
 }
 
 // pick returns the account named mail, or (mail empty) the first usable account other than not, from

@@ -75,3 +75,20 @@ func TestDevPicksEpisodeTeam(t *testing.T) {
 		t.Fatalf("explicit -episode: %+v %v", c, err)
 	}
 }
+
+func TestDevPicksCertifiedRecipients(t *testing.T) {
+	text := strings.Replace(sampleDev, `"status":"active"}]}`, `"status":"active","cert":"/d/ben.pem"},
+  {"mail":"cat@x.test","password":"p7","roles":["practitioner"],"status":"active"},
+  {"mail":"dan@x.test","password":"p8","roles":["practitioner"],"status":"active","cert":"/d/dan.pem"}]}`, 1)
+	c, err := parseFlags([]string{"-dev", writeDevText(t, text), "-rcpts", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.to, ",") != "ben@x.test,dan@x.test" {
+		t.Fatalf("recipients %v, want the two with certificates", c.to)
+	}
+	if _, err := parseFlags([]string{"-dev", writeDevText(t, text), "-rcpts", "3"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "only 2") {
+		t.Fatalf("3 certified recipients of 2: %v", err)
+	}
+}
