@@ -99,42 +99,69 @@ type DeliveryStep struct {
 // run before a crash, got there first) makes it a no-op that reports done=false.
 func (s *Store) FinishDelivery(ctx context.Context, step DeliveryStep) (done bool, err error) {
 	err = s.queueTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE recipients SET state = ?, updated_at = ?
-			WHERE message_id = ? AND rcpt = ? AND state = ?`,
-			step.State, formatTime(step.At), step.MessageID, step.Recipient, StatePending)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		done = true
-		if err := openReportTx(ctx, tx, step.MessageID, step.At); err != nil { // the sender's report becomes due
-			return err
-		}
-		if step.EventType != "" {
-			if err := appendEvent(ctx, tx, event{At: step.At, Type: step.EventType, MessageID: step.MessageID, Data: step.EventData}); err != nil {
+		done, err = s.finishStepTx(ctx, tx, step)
+		return err
+	})
+	return done, err
+}
+
+// FinishDeliveries commits several steps in one transaction (group commit: one durable commit for
+// all of them), each exactly as FinishDelivery would; done[i] is step i's done. On error nothing of
+// any step is stored (all stay pending) and done is all false: the caller may try them one by one.
+func (s *Store) FinishDeliveries(ctx context.Context, steps []DeliveryStep) (done []bool, err error) {
+	done = make([]bool, len(steps))
+	err = s.queueTx(ctx, func(tx *sql.Tx) error {
+		for i, step := range steps {
+			d, err := s.finishStepTx(ctx, tx, step)
+			if err != nil {
 				return err
 			}
-		}
-		if step.Link != nil {
-			if err := s.notifyStep(ctx, tx, step); err != nil {
-				return err
-			}
-		}
-		if step.Hosted != nil {
-			_, err := s.DeliverToMailboxTx(ctx, tx, step.At, step.Hosted)
-			if err != nil && !errors.Is(err, ErrDuplicate) { // a duplicate was delivered before a crash
-				return err
-			}
-		}
-		if len(step.Outbound) > 0 {
-			_, err := s.EnqueueTx(ctx, tx, step.At, step.Outbound...)
-			return err
+			done[i] = d
 		}
 		return nil
 	})
+	if err != nil {
+		clear(done)
+	}
 	return done, err
+}
+
+// finishStepTx records step within tx; done=false when the recipient is no longer pending.
+func (s *Store) finishStepTx(ctx context.Context, tx *sql.Tx, step DeliveryStep) (done bool, err error) {
+	res, err := tx.ExecContext(ctx, `UPDATE recipients SET state = ?, updated_at = ?
+		WHERE message_id = ? AND rcpt = ? AND state = ?`,
+		step.State, formatTime(step.At), step.MessageID, step.Recipient, StatePending)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	if err := openReportTx(ctx, tx, step.MessageID, step.At); err != nil { // the sender's report becomes due
+		return false, err
+	}
+	if step.EventType != "" {
+		if err := appendEvent(ctx, tx, event{At: step.At, Type: step.EventType, MessageID: step.MessageID, Data: step.EventData}); err != nil {
+			return false, err
+		}
+	}
+	if step.Link != nil {
+		if err := s.notifyStep(ctx, tx, step); err != nil {
+			return false, err
+		}
+	}
+	if step.Hosted != nil {
+		_, err := s.DeliverToMailboxTx(ctx, tx, step.At, step.Hosted)
+		if err != nil && !errors.Is(err, ErrDuplicate) { // a duplicate was delivered before a crash
+			return false, err
+		}
+	}
+	if len(step.Outbound) > 0 {
+		if _, err := s.EnqueueTx(ctx, tx, step.At, step.Outbound...); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // EncryptedEvent is the ledger data of a copy sealed to a recipient's certificate.

@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"cafgate/certs/validate"
@@ -23,6 +25,7 @@ import (
 type Store interface {
 	PendingDeliveries(ctx context.Context, limit int) ([]mailbox.DeliveryWork, error)
 	FinishDelivery(ctx context.Context, step mailbox.DeliveryStep) (bool, error)
+	FinishDeliveries(ctx context.Context, steps []mailbox.DeliveryStep) ([]bool, error)
 	Message(ctx context.Context, id string) (*mailbox.Stored, error)
 	DecidePackage(ctx context.Context, at time.Time, sender *directory.Practitioner, to []mailbox.Addressee, p policy.Package) (*mailbox.PackageDecision, error)
 	RecordDecisions(ctx context.Context, messageID string, pd *mailbox.PackageDecision) error
@@ -63,6 +66,11 @@ type Options struct {
 	Now             func() time.Time
 	Interval        time.Duration // how often to look for work when not kicked; default 2s
 	Batch           int           // recipients taken per round; default 64
+	// Workers is how many recipients' copies are built and sealed at once; default GOMAXPROCS.
+	// CommitBatch is the most finished steps recorded in one transaction (group commit); default 16.
+	// Workers 1 with CommitBatch 1 is the serial pipeline: seal one copy, commit it, take the next.
+	Workers     int
+	CommitBatch int
 	// Held reports whether an operator holds delivery (`cafgate queue pause`): while it does, or
 	// cannot tell, a round takes nothing and recipients stay pending. nil: never held.
 	Held func(ctx context.Context) (bool, error)
@@ -85,6 +93,12 @@ func New(opt Options) *Pipeline {
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = 64
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.CommitBatch <= 0 {
+		opt.CommitBatch = 16
 	}
 	if opt.Queued == nil {
 		opt.Queued = func() {}
@@ -143,7 +157,20 @@ func (p *Pipeline) Round(ctx context.Context) int {
 		}
 		return 0
 	}
-	queued := false
+	var queued bool
+	if p.opt.Workers <= 1 && p.opt.CommitBatch <= 1 {
+		queued = p.serial(ctx, work)
+	} else {
+		queued = p.concurrent(ctx, work)
+	}
+	if queued {
+		p.opt.Queued()
+	}
+	return len(work)
+}
+
+// serial seals one recipient's copy and commits its step before taking the next.
+func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
 	for _, w := range work {
 		if ctx.Err() != nil {
 			break // stopping: the rest stays pending for the next start
@@ -159,18 +186,106 @@ func (p *Pipeline) Round(ctx context.Context) int {
 			p.opt.Log.Warn("delivery: recording the step", "id", w.MessageID, "err", err)
 			continue
 		}
-		if done {
-			p.opt.Log.Info("delivery", "id", w.MessageID, "state", step.State, "event", step.EventType)
-			queued = queued || len(step.Outbound) > 0
-			if step.Hosted != nil || (step.Link != nil && step.LinkHosted) {
-				p.opt.Delivered(w.Recipient)
+		queued = p.finished(step, done) || queued
+	}
+	return queued
+}
+
+// concurrent builds and seals the copies in Workers goroutines while this one records the finished
+// steps, up to CommitBatch of them per transaction (those that finished while the previous commit
+// was on its way to the disk). Nothing is kept in memory past a commit: a step not committed (a
+// crash, an error) leaves its recipient pending in the store, and the state update's "still
+// pending" condition keeps a recipient from being served twice.
+func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
+	jobs := make(chan mailbox.DeliveryWork)
+	steps := make(chan mailbox.DeliveryStep, len(work))
+	var wg sync.WaitGroup
+	for range min(p.opt.Workers, len(work)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range jobs {
+				step, err := p.step(ctx, w)
+				if err != nil {
+					// Left pending: the next round tries again (the store or directory may be back).
+					p.opt.Log.Warn("delivery: recipient left pending", "id", w.MessageID, "err", err)
+					continue
+				}
+				steps <- step
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, w := range work {
+			if ctx.Err() != nil {
+				return // stopping: the rest stays pending for the next start
+			}
+			select {
+			case jobs <- w:
+			case <-ctx.Done():
+				return
 			}
 		}
+	}()
+	go func() {
+		wg.Wait()
+		close(steps)
+	}()
+	for step := range steps {
+		batch := []mailbox.DeliveryStep{step}
+	more:
+		for len(batch) < p.opt.CommitBatch {
+			select {
+			case s, ok := <-steps:
+				if !ok {
+					break more
+				}
+				batch = append(batch, s)
+			default:
+				break more
+			}
+		}
+		queued = p.commit(ctx, batch) || queued
 	}
-	if queued {
-		p.opt.Queued()
+	return queued
+}
+
+// commit records batch in one transaction; if that fails, each step on its own, so that one step the
+// store refuses does not hold back the others.
+func (p *Pipeline) commit(ctx context.Context, batch []mailbox.DeliveryStep) (queued bool) {
+	if len(batch) > 1 {
+		done, err := p.opt.Store.FinishDeliveries(ctx, batch)
+		if err == nil {
+			for i, step := range batch {
+				queued = p.finished(step, done[i]) || queued
+			}
+			return queued
+		}
+		p.opt.Log.Warn("delivery: recording steps together; trying one by one", "steps", len(batch), "err", err)
 	}
-	return len(work)
+	for _, step := range batch {
+		done, err := p.opt.Store.FinishDelivery(ctx, step)
+		if err != nil {
+			p.opt.Log.Warn("delivery: recording the step", "id", step.MessageID, "err", err)
+			continue
+		}
+		queued = p.finished(step, done) || queued
+	}
+	return queued
+}
+
+// finished logs a committed step, tells the IMAP notifier of a hosted delivery, and reports whether
+// the step queued mail for the relay.
+func (p *Pipeline) finished(step mailbox.DeliveryStep, done bool) (queued bool) {
+	if !done {
+		return false
+	}
+	p.opt.Log.Info("delivery", "id", step.MessageID, "state", step.State, "event", step.EventType)
+	if step.Hosted != nil || (step.Link != nil && step.LinkHosted) {
+		p.opt.Delivered(step.Recipient)
+	}
+	return len(step.Outbound) > 0
 }
 
 // Tell sends the override notices to lead professionals and the delivery reports that are due. They

@@ -24,6 +24,9 @@ func (f *tellStore) PendingDeliveries(context.Context, int) ([]mailbox.DeliveryW
 func (f *tellStore) FinishDelivery(context.Context, mailbox.DeliveryStep) (bool, error) {
 	return false, nil
 }
+func (f *tellStore) FinishDeliveries(_ context.Context, steps []mailbox.DeliveryStep) ([]bool, error) {
+	return make([]bool, len(steps)), nil
+}
 func (f *tellStore) Message(context.Context, string) (*mailbox.Stored, error) { return nil, nil }
 func (f *tellStore) DecidePackage(context.Context, time.Time, *directory.Practitioner, []mailbox.Addressee, policy.Package) (*mailbox.PackageDecision, error) {
 	return nil, nil
