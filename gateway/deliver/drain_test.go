@@ -213,15 +213,15 @@ func TestConcurrentDrainQueuesEachCopyOnce(t *testing.T) {
 
 // BenchmarkDrain times draining a store of -drain.packages pending packages of three recipients with
 // certificates (RSA-2048 gateway signature, RSA-OAEP + AES-256-GCM to each), serial (workers=1, a
-// commit per copy, the pipeline before the worker pool) against the defaults (GOMAXPROCS workers,
-// group commits), in the same run:
+// commit per copy, the pipeline before the worker pool), the worker pool alone (a commit per copy)
+// and the defaults (GOMAXPROCS workers, group commits of up to 16 steps), in the same run:
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 3x ./gateway/deliver/
 func BenchmarkDrain(b *testing.B) {
 	for _, c := range []struct {
 		name                 string
 		workers, commitBatch int
-	}{{"workers=1", 1, 1}, {"workers=GOMAXPROCS", 0, 0}} {
+	}{{"workers=1", 1, 1}, {"workers=GOMAXPROCS,commit=1", 0, 1}, {"workers=GOMAXPROCS", 0, 0}} {
 		b.Run(c.name, func(b *testing.B) {
 			copies := 0
 			var elapsed time.Duration
