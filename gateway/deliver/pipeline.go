@@ -198,7 +198,9 @@ func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (que
 // pending" condition keeps a recipient from being served twice.
 func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
 	jobs := make(chan mailbox.DeliveryWork)
-	steps := make(chan mailbox.DeliveryStep, len(work))
+	// Sealed copies wait here for their commit; bounded, so that large packages do not pile up in
+	// memory when the disk is slower than the workers (a worker then waits to hand its copy over).
+	steps := make(chan mailbox.DeliveryStep, p.opt.CommitBatch)
 	var wg sync.WaitGroup
 	for range min(p.opt.Workers, len(work)) {
 		wg.Add(1)
