@@ -247,3 +247,43 @@ func BenchmarkDrain(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupCommitFailureStoresNothingThenOneByOne: a group with a step the store refuses stores none
+// of its steps (FinishDeliveries), and the pipeline then records the others one by one, leaving only
+// the refused one pending.
+func TestGroupCommitFailureStoresNothingThenOneByOne(t *testing.T) {
+	r := newDrainRig(t, 1)
+	p := New(r.opt)
+	ctx := context.Background()
+	at := time.Now().UTC()
+	good := mailbox.DeliveryStep{MessageID: "drain-000000", Recipient: r.rcpts[0], State: mailbox.StateRefused, At: at}
+	good2 := mailbox.DeliveryStep{MessageID: "drain-000000", Recipient: r.rcpts[1], State: mailbox.StateRefused, At: at}
+	bad := mailbox.DeliveryStep{MessageID: "drain-000000", Recipient: r.rcpts[2], State: mailbox.StateRefused, At: at,
+		EventType: "no such event"}
+	db, err := sql.Open("sqlite3", "file:"+r.path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pending := func() int {
+		return count(t, db, `SELECT count(*) FROM recipients WHERE state = ?`, mailbox.StatePending)
+	}
+	done, err := r.store.FinishDeliveries(ctx, []mailbox.DeliveryStep{good, good2, bad})
+	if err == nil || done[0] || done[1] || done[2] {
+		t.Fatalf("FinishDeliveries with a refused step: done %v, err %v", done, err)
+	}
+	if n := pending(); n != 3 {
+		t.Fatalf("%d recipients pending after a failed group, want all 3", n)
+	}
+	p.commit(ctx, []mailbox.DeliveryStep{good, bad, good2})
+	if n := pending(); n != 1 {
+		t.Errorf("%d recipients pending after the one-by-one fallback, want 1", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM recipients WHERE state = ? AND rcpt = ?`, mailbox.StatePending, r.rcpts[2]); n != 1 {
+		t.Error("the refused step's recipient is not the one left pending")
+	}
+	// The same steps again: no longer pending, so nothing is done twice.
+	if done, err := r.store.FinishDeliveries(ctx, []mailbox.DeliveryStep{good, good2}); err != nil || done[0] || done[1] {
+		t.Errorf("finishing finished steps again: done %v, err %v", done, err)
+	}
+}
