@@ -45,11 +45,14 @@ func (in *Intake) acceptChanges(ctx context.Context, s *Submission, p *pkg.Packa
 	if ferr != nil {
 		return ferr
 	}
-	_, err := ps.AcceptPackage(ctx, m, plan)
+	pd, err := ps.AcceptPackage(ctx, m, plan)
 	var refused *mailbox.RefusedError
 	var perr *mailbox.PackageError
 	switch {
 	case err == nil:
+		if p.Manifest.Opens() && pd != nil && pd.Episode != nil {
+			s.Opened = pd.Episode.Ref
+		}
 		return nil
 	case errors.As(err, &refused):
 		return refusal(refused.Decision.Decisions, p)

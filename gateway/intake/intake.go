@@ -38,6 +38,9 @@ type Submission struct {
 	Recipients []string
 	Content    []byte // the message as received, CRLF line ends
 	Client     Client
+	// Opened is set by Accept when the package's manifest opened an episode: the reference the
+	// gateway gave it, for the answer to the sender.
+	Opened string
 }
 
 // Intake implements the checks and the durable acceptance.

@@ -34,6 +34,14 @@ func accepted(id string) *smtp.SMTPError {
 	}
 }
 
+// acceptedOpening is the 250 for a package that opened an episode: it names the new reference, which
+// the sender quotes in the packages that follow.
+func acceptedOpening(id, ref string) *smtp.SMTPError {
+	a := accepted(id)
+	a.Message += "; it opened episode " + oneLine(ref)
+	return a
+}
+
 // fail answers an error from the intake. The intake logs the faults it makes; an error that is not a
 // fault becomes an internal error, logged here with its cause so the ID can be traced.
 func (s *Server) fail(err error, c intake.Client, stage string) *smtp.SMTPError {

@@ -160,5 +160,8 @@ func (s *session) Data(r io.Reader) (err error) {
 	if aerr != nil {
 		return s.srv.fail(aerr, s.client, "data")
 	}
+	if sub.Opened != "" {
+		return acceptedOpening(id, sub.Opened)
+	}
 	return accepted(id)
 }
