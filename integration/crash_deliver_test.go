@@ -133,12 +133,16 @@ submitting:
 		exp[r] = map[string]bool{}
 	}
 	byID := map[string]bool{}
+	nothingForGwen := map[string]bool{} // packages Gwen was allowed at acceptance but gets nothing of
 	for _, m := range stored {
 		byID[m.ID] = true
 		ep, ok := led.episodeOf(m.SHA256)
 		if !ok {
 			t.Errorf("stored message %s (sha256 %s) is not one the clients sent", m.ID, m.SHA256)
 			continue
+		}
+		if ep == "[CAF-2026-000002]" {
+			nothingForGwen[m.ID] = true
 		}
 		for _, r := range rcpts {
 			if !refused[ep][r] {
@@ -181,6 +185,9 @@ submitting:
 		t.Error(f)
 	}
 	for _, f := range checkDeliveredEvents(g, info.Hostname, exp) {
+		t.Error(f)
+	}
+	for _, f := range checkNotDeliveredEvents(g, "gwen.testcase@socialcare.cafgate.test", nothingForGwen) {
 		t.Error(f)
 	}
 	if out, errs, code := g.cli("ledger", "verify"); code != 0 {
@@ -459,4 +466,48 @@ func TestCheckCopiesFindsFaults(t *testing.T) {
 			t.Errorf("faults %q lack %q", f, want)
 		}
 	}
+}
+
+// checkNotDeliveredEvents requires exactly one "not-delivered" event (reason nothing-allowed) for rcpt
+// and each package in want, and no other "not-delivered" event: a recipient the acceptance allowed who
+// gets nothing after all is a state change the ledger records, once even across kills.
+func checkNotDeliveredEvents(g *gateway, rcpt string, want map[string]bool) (faults []string) {
+	out, errs, code := g.cli("ledger", "show", "--type", "not-delivered", "--since", "2000-01-01", "--operator", "it",
+		"--reason", "crash test of delivery", "--json", "--limit", "100000000")
+	if code != 0 {
+		return []string{fmt.Sprintf("ledger show exited %d: %s", code, errs)}
+	}
+	var shown []struct {
+		Event struct {
+			Package string `json:"package"`
+			Data    struct {
+				Recipient string `json:"recipient"`
+				Reason    string `json:"reason"`
+			} `json:"data"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		return []string{fmt.Sprintf("ledger show --json: %v in %s", err, truncate(out, 300))}
+	}
+	got := map[string]int{}
+	for _, e := range shown {
+		if e.Event.Data.Recipient != rcpt || e.Event.Data.Reason != "nothing-allowed" {
+			faults = append(faults, fmt.Sprintf("not-delivered event for %s to %s (%s): none expected",
+				e.Event.Package, e.Event.Data.Recipient, e.Event.Data.Reason))
+			continue
+		}
+		got[e.Event.Package]++
+	}
+	for id := range want {
+		if got[id] != 1 {
+			faults = append(faults, fmt.Sprintf("%d not-delivered events for %s to %s, want 1", got[id], id, rcpt))
+		}
+	}
+	for id, n := range got {
+		if !want[id] {
+			faults = append(faults, fmt.Sprintf("%d not-delivered events for %s, which Gwen may receive", n, id))
+		}
+	}
+	sort.Strings(faults)
+	return faults
 }

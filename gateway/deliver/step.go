@@ -16,6 +16,7 @@ import (
 	"cafgate/envelope/pkg"
 	"cafgate/envelope/smime"
 	"cafgate/mailbox"
+	"cafgate/mailbox/ledger"
 	"cafgate/policy"
 )
 
@@ -46,15 +47,18 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.De
 		return step, err
 	case err != nil:
 		step.State = mailbox.StateRefused // gone from the directory since acceptance
+		notDelivered(&step, "directory-gone")
 		return step, nil
 	}
 	if entry.Standing(now) != nil {
 		step.State = mailbox.StateRefused // lapsed or disabled since acceptance: receives nothing
+		notDelivered(&step, "standing")
 		return step, nil
 	}
 	copyBytes, err := p.buildCopy(pk, w, entry)
 	if errors.Is(err, pkg.ErrNothingAllowed) {
 		step.State = mailbox.StateRefused // consent lets none of this package's documents go to them
+		notDelivered(&step, "nothing-allowed")
 		return step, nil
 	}
 	if err != nil {
@@ -168,4 +172,11 @@ func (p *Pipeline) redecide(ctx context.Context, w mailbox.DeliveryWork, pk *pkg
 func shortHash(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:6])
+}
+
+// notDelivered records, with the step's state change, why a recipient the acceptance allowed gets
+// nothing (the acceptance's own refusals are in its "decisions" event already).
+func notDelivered(step *mailbox.DeliveryStep, reason string) {
+	step.EventType = ledger.NotDelivered
+	step.EventData = ledger.NotDeliveredData{Recipient: step.Recipient, Reason: reason}
 }

@@ -26,6 +26,7 @@ const (
 	RetryRequested    = "retry-requested"    // an operator asked for an attempt now
 	Dropped           = "dropped"            // an operator gave a queued copy up, with a reason
 	Delivered         = "delivered"          // a copy was stored in a hosted mailbox
+	NotDelivered      = "not-delivered"      // a recipient allowed at acceptance gets nothing after all
 	Notified          = "notified"           // a notification with a one-time link was sent
 	PickedUp          = "picked-up"          // the recipient opened the one-time link and took the package
 	Read              = "read"               // a read receipt (MDN) came back
@@ -67,6 +68,7 @@ var typeDocs = map[string]string{
 	Read:              "a read receipt (MDN) came back",
 	Expired:           "a one-time link expired unused",
 	Revoked:           "a one-time link or a delivery was revoked",
+	NotDelivered:      "a recipient allowed at acceptance gets nothing: gone from the directory, no longer in good standing, or no document of the package allowed",
 	Receipt:           "a delivery report was queued for the sender",
 	SignIn:            "a practitioner signed in",
 	SignInFailed:      "a sign-in was refused",
@@ -100,6 +102,13 @@ type EncryptedData struct {
 	Recipient string   `json:"recipient"`
 	Cert      string   `json:"cert"`               // SHA-256 fingerprint of the certificate, lower-case hex
 	Sections  []string `json:"sections,omitempty"` // the sections the copy holds
+}
+
+// NotDeliveredData is the data of "not-delivered". Reason is a code: "directory-gone", "standing"
+// (lapsed vetting or disabled since acceptance) or "nothing-allowed".
+type NotDeliveredData struct {
+	Recipient string `json:"recipient"`
+	Reason    string `json:"reason"`
 }
 
 // DeliveredData is the data of "delivered".
