@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,14 +46,7 @@ func TestCrashDelivery(t *testing.T) {
 		t.Skip("crash test skipped in -short mode")
 	}
 	t.Parallel()
-	target := 60
-	if s := os.Getenv("CAFGATE_CRASH_PACKAGES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("CAFGATE_CRASH_PACKAGES=%q", s)
-		}
-		target = n
-	}
+	target := envCount(t, "CAFGATE_CRASH_PACKAGES", 60)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d packages", seed, target)
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -242,22 +233,9 @@ func checkRecipientStates(t *testing.T, dbPath, host string, exp map[string]map[
 // checkDeliveredEvents requires exactly one "delivered" ledger event for each expected copy and none
 // for anything else (`cafgate ledger show`).
 func checkDeliveredEvents(g *gateway, host string, exp map[string]map[string]bool) (faults []string) {
-	out, errs, code := g.cli("ledger", "show", "--type", "delivered", "--since", "2000-01-01", "--operator", "it",
-		"--reason", "crash test of delivery", "--json", "--limit", "100000000")
-	if code != 0 {
-		return []string{fmt.Sprintf("ledger show exited %d: %s", code, errs)}
-	}
-	var shown []struct {
-		Event struct {
-			Package string `json:"package"`
-			Data    struct {
-				Recipient string `json:"recipient"`
-				Notice    string `json:"notice"` // a report or DSN about the package, not a copy of it
-			} `json:"data"`
-		} `json:"event"`
-	}
-	if err := json.Unmarshal([]byte(out), &shown); err != nil {
-		return []string{fmt.Sprintf("ledger show --json: %v in %s", err, truncate(out, 300))}
+	shown, err := showDeliveryEvents(g, "delivered")
+	if err != nil {
+		return []string{err.Error()}
 	}
 	got := map[string]int{}
 	for _, e := range shown {
@@ -472,22 +450,9 @@ func TestCheckCopiesFindsFaults(t *testing.T) {
 // and each package in want, and no other "not-delivered" event: a recipient the acceptance allowed who
 // gets nothing after all is a state change the ledger records, once even across kills.
 func checkNotDeliveredEvents(g *gateway, rcpt string, want map[string]bool) (faults []string) {
-	out, errs, code := g.cli("ledger", "show", "--type", "not-delivered", "--since", "2000-01-01", "--operator", "it",
-		"--reason", "crash test of delivery", "--json", "--limit", "100000000")
-	if code != 0 {
-		return []string{fmt.Sprintf("ledger show exited %d: %s", code, errs)}
-	}
-	var shown []struct {
-		Event struct {
-			Package string `json:"package"`
-			Data    struct {
-				Recipient string `json:"recipient"`
-				Reason    string `json:"reason"`
-			} `json:"data"`
-		} `json:"event"`
-	}
-	if err := json.Unmarshal([]byte(out), &shown); err != nil {
-		return []string{fmt.Sprintf("ledger show --json: %v in %s", err, truncate(out, 300))}
+	shown, err := showDeliveryEvents(g, "not-delivered")
+	if err != nil {
+		return []string{err.Error()}
 	}
 	got := map[string]int{}
 	for _, e := range shown {
@@ -510,4 +475,30 @@ func checkNotDeliveredEvents(g *gateway, rcpt string, want map[string]bool) (fau
 	}
 	sort.Strings(faults)
 	return faults
+}
+
+// shownEvent is a delivery event as `cafgate ledger show --json` prints it.
+type shownEvent struct {
+	Event struct {
+		Package string `json:"package"`
+		Data    struct {
+			Recipient string `json:"recipient"`
+			Notice    string `json:"notice"` // delivered: a report or DSN about the package, not a copy of it
+			Reason    string `json:"reason"` // not-delivered: why
+		} `json:"data"`
+	} `json:"event"`
+}
+
+// showDeliveryEvents reads every ledger event of type typ through `cafgate ledger show`.
+func showDeliveryEvents(g *gateway, typ string) ([]shownEvent, error) {
+	out, errs, code := g.cli("ledger", "show", "--type", typ, "--since", "2000-01-01", "--operator", "it",
+		"--reason", "crash test of delivery", "--json", "--limit", "100000000")
+	if code != 0 {
+		return nil, fmt.Errorf("ledger show exited %d: %s", code, errs)
+	}
+	var shown []shownEvent
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		return nil, fmt.Errorf("ledger show --json: %v in %s", err, truncate(out, 300))
+	}
+	return shown, nil
 }

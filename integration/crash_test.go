@@ -28,14 +28,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("crash test skipped in -short mode")
 	}
 	t.Parallel()
-	kills := 50
-	if s := os.Getenv("CAFGATE_CRASH_KILLS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("CAFGATE_CRASH_KILLS=%q", s)
-		}
-		kills = n
-	}
+	kills := envCount(t, "CAFGATE_CRASH_KILLS", 50)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d kills", seed, kills)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -239,4 +232,18 @@ func (c *crashClient) cutOff(s *session, body []byte, sha string) {
 	wire := dotStuff(body)
 	c.led.note(func() { c.led.aborted[sha] = true })
 	_ = s.c.write(wire[:len(wire)/2])
+}
+
+// envCount is the positive whole number in the environment variable name, or def when it is unset.
+func envCount(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive whole number", name, s)
+	}
+	return n
 }

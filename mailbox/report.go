@@ -113,23 +113,10 @@ func (s *Store) sendFullReports(ctx context.Context, due []string, now time.Time
 // dueFirstReports lists packages accepted before cutoff, with a refused or partial recipient, whose
 // full report and first report are both unsent.
 func dueFirstReports(ctx context.Context, q querier, cutoff time.Time, limit int) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT r.message_id FROM package_reports r JOIN messages m ON m.id = r.message_id
+	return queryIDs(ctx, q, `SELECT r.message_id FROM package_reports r JOIN messages m ON m.id = r.message_id
 		WHERE r.sent_at IS NULL AND r.first_sent_at IS NULL AND m.received_at <= ?
 			AND EXISTS (SELECT 1 FROM decisions d WHERE d.message_id = r.message_id AND d.result != ?)
 		ORDER BY r.created_at LIMIT ?`, formatTime(cutoff), string(policy.DeliverAll), limit)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, id)
-	}
-	return out, classify(rows.Err())
 }
 
 // sendFirstReportTx sends the first report on messageID inside tx, unless every recipient already has
@@ -166,26 +153,13 @@ func (s *Store) sendFirstReportTx(ctx context.Context, tx *sql.Tx, messageID str
 
 // dueReports lists unsent reports whose package is finished or older than cutoff.
 func dueReports(ctx context.Context, q querier, cutoff time.Time, limit int) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT r.message_id FROM package_reports r JOIN messages m ON m.id = r.message_id
+	return queryIDs(ctx, q, `SELECT r.message_id FROM package_reports r JOIN messages m ON m.id = r.message_id
 		WHERE r.sent_at IS NULL AND (m.received_at <= ? OR (
 			NOT EXISTS (SELECT 1 FROM recipients x WHERE x.message_id = r.message_id AND x.state IN (?, ?))
 			AND NOT EXISTS (SELECT 1 FROM queue u WHERE u.message_id = r.message_id AND u.kind = ?
 				AND u.state IN (?, ?, ?))))
 		ORDER BY r.created_at LIMIT ?`, formatTime(cutoff), StatePending, StateWaiting, KindMessage,
 		QueueQueued, QueueSending, QueueHeld, limit)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, id)
-	}
-	return out, classify(rows.Err())
 }
 
 // sendReportTx builds and routes the report on messageID inside tx and marks it sent.
@@ -476,4 +450,22 @@ func reportProofs(ctx context.Context, tx *sql.Tx, messageID string, outs []ledg
 		return nil, classify(err)
 	}
 	return ledger.ProveLatest(ctx, tx, events)
+}
+
+// queryIDs runs a query whose rows are one text column and returns them in order.
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, id)
+	}
+	return out, classify(rows.Err())
 }

@@ -42,8 +42,9 @@ func clientRevokeFlags(fs *flag.FlagSet) {
 	fs.String("reason", "", "why it is revoked (required; recorded in the ledger)")
 }
 
-// operator names the person running a client command: the user behind sudo when there is one (sudo
-// runs the command as root, but the ledger should say who asked), else the user running it.
+// operator names the person running an operator command (client, queue, ledger): the user behind
+// sudo when there is one (sudo runs the command as root, but the ledger should say who asked), else
+// the user running it.
 func operator() string {
 	if u := strings.TrimSpace(os.Getenv("SUDO_USER")); u != "" && u != "root" {
 		return "cli:" + u + " (sudo)"

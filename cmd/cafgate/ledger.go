@@ -57,7 +57,7 @@ func ledgerRotateFlags(fs *flag.FlagSet) {
 	fs.String("key", "", "the ledger's private key file (default: ledger.key_file, or ledger.key beside --db)")
 	fs.String("checkpoint", "", "checkpoint file (default: ledger.checkpoint_file, or checkpoints beside --db)")
 	fs.String("reason", "", "why the key is rotated (required; recorded in the ledger)")
-	fs.String("operator", "", "who you are (default $USER; recorded in the ledger)")
+	fs.String("operator", "", "who you are (default: the user running the command, the one behind sudo if any; recorded in the ledger)")
 	fs.Bool("json", false, "print JSON")
 }
 
@@ -72,7 +72,7 @@ func ledgerShowFlags(fs *flag.FlagSet) {
 	fs.String("since", "", "events at or after this time: 2025-06-01, 2025-06-01T12:00:00Z, or an age such as 24h or 7d")
 	fs.String("type", "", "events of this type only")
 	fs.String("reason", "", "why you are looking (required; recorded in the ledger)")
-	fs.String("operator", "", "who you are (default $USER; recorded in the ledger)")
+	fs.String("operator", "", "who you are (default: the user running the command, the one behind sudo if any; recorded in the ledger)")
 	fs.Int("limit", 10000, "most events to print")
 }
 
@@ -352,12 +352,12 @@ func runLedgerShow(c *cli, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	reason := strings.TrimSpace(flagString(fs, "reason"))
-	operator := strings.TrimSpace(flagString(fs, "operator"))
-	if operator == "" {
-		operator = firstNonEmpty(os.Getenv("USER"), os.Getenv("LOGNAME"))
+	who := strings.TrimSpace(flagString(fs, "operator"))
+	if who == "" {
+		who = operator()
 	}
-	if reason == "" || operator == "" {
-		return fmt.Errorf("%w: say why you are looking (--reason) and who you are (--operator or $USER): the access is recorded", errUsage)
+	if reason == "" {
+		return fmt.Errorf("%w: say why you are looking (--reason): the access is recorded with who you are", errUsage)
 	}
 	f, err := ledgerLocate(fs)
 	if err != nil {
@@ -365,7 +365,7 @@ func runLedgerShow(c *cli, fs *flag.FlagSet, args []string) error {
 	}
 	host, _ := os.Hostname()
 	ctx := context.Background()
-	access := ledger.AccessData{Operator: operator, Reason: reason, Query: filter.Describe(), Tool: "cli", Host: host}
+	access := ledger.AccessData{Operator: who, Reason: reason, Query: filter.Describe(), Tool: "cli", Host: host}
 	n, err := mailbox.AppendLedgerEvent(ctx, f.db, ledger.Access, filter.Package, access, time.Now())
 	if err != nil {
 		return fmt.Errorf("cannot record this access in the ledger, so nothing is shown: %w", err)
@@ -450,33 +450,24 @@ func ledgerParseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, errors.New("write a date (2025-06-01), a time (2025-06-01T12:00:00Z) or an age (24h, 7d)")
 }
 
-func firstNonEmpty(xs ...string) string {
-	for _, x := range xs {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
 func runLedgerRotateKey(c *cli, fs *flag.FlagSet, args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("%w: ledger rotate-key takes flags only", errUsage)
 	}
 	reason := strings.TrimSpace(flagString(fs, "reason"))
-	operator := strings.TrimSpace(flagString(fs, "operator"))
-	if operator == "" {
-		operator = firstNonEmpty(os.Getenv("USER"), os.Getenv("LOGNAME"))
+	who := strings.TrimSpace(flagString(fs, "operator"))
+	if who == "" {
+		who = operator()
 	}
-	if reason == "" || operator == "" {
-		return fmt.Errorf("%w: say why the key is rotated (--reason) and who you are (--operator or $USER): both are recorded in the ledger", errUsage)
+	if reason == "" {
+		return fmt.Errorf("%w: say why the key is rotated (--reason): it is recorded in the ledger with who you are", errUsage)
 	}
 	f, err := ledgerLocate(fs)
 	if err != nil {
 		return err
 	}
 	r, err := mailbox.RotateLedgerKey(context.Background(), f.db,
-		mailbox.LedgerOptions{KeyFile: f.keyFile, CheckpointFile: f.checkpoint, Origin: f.origin}, operator, reason, time.Now())
+		mailbox.LedgerOptions{KeyFile: f.keyFile, CheckpointFile: f.checkpoint, Origin: f.origin}, who, reason, time.Now())
 	if err != nil {
 		return err
 	}

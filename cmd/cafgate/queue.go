@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -192,7 +190,7 @@ func runQueuePause(c *cli, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer env.store.Close()
-	if err := env.store.HoldDelivery(ctx, mailbox.DeliveryHold{By: operatorName(), Reason: reason, Since: time.Now()}); err != nil {
+	if err := env.store.HoldDelivery(ctx, mailbox.DeliveryHold{By: operator(), Reason: reason, Since: time.Now()}); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.out, "delivery paused: mail is still accepted; no copy is made or queued until cafgate queue resume"+
@@ -220,14 +218,6 @@ func runQueueResume(c *cli, fs *flag.FlagSet, args []string) error {
 	}
 	fmt.Fprintln(c.out, "delivery resumed: recipients held back are delivered from the gateway's next round")
 	return nil
-}
-
-// operatorName is who paused delivery, for queue list: the login user, else the numeric user ID.
-func operatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
 // queueAction parses the ID, opens the store, runs do and explains the store's refusals plainly.

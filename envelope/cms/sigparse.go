@@ -238,17 +238,11 @@ func (si *signerInfo) signerCert(certs []*x509.Certificate) *x509.Certificate {
 	return nil
 }
 
-// hashFor is the hash of a SHA-2 digest algorithm OID.
+// hashFor is the hash of a SHA-2 digest algorithm OID: what hashForOID knows, without SHA-1, which
+// signatures are not accepted with.
 func hashFor(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
-	switch {
-	case oid.Equal(oidSHA256):
-		return crypto.SHA256, true
-	case oid.Equal(oidSHA384):
-		return crypto.SHA384, true
-	case oid.Equal(oidSHA512):
-		return crypto.SHA512, true
-	}
-	return 0, false
+	h, ok := hashForOID(oid)
+	return h, ok && h != crypto.SHA1
 }
 
 // verifySigner checks si's signature over content by cert: the message digest attribute and content

@@ -61,7 +61,8 @@ func (h *Handler) linksForm(w http.ResponseWriter, r *http.Request, status int, 
 	d.CSRF = formToken(w, r)
 	d.Action = Prefix + "links/signin"
 	d.EnrolURL = Prefix + "enrol"
-	h.render(w, status, pageLinksSignIn, d)
+	d.Intro = "links.signin.intro"
+	h.render(w, status, pageSignIn, d)
 }
 
 // linksList shows the list for session s.

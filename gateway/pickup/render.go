@@ -21,15 +21,14 @@ var styleSheet []byte
 
 // Page names (one template file each besides the layout).
 const (
-	pageSignIn      = "signin"
-	pageEnrol       = "enrol"
-	pageEnrolQR     = "enrol_qr"
-	pageEnrolDone   = "enrol_done"
-	pageReason      = "reason"
-	pagePackage     = "package"
-	pageMessage     = "message"
-	pageLinks       = "links"
-	pageLinksSignIn = "links_signin"
+	pageSignIn    = "signin"
+	pageEnrol     = "enrol"
+	pageEnrolQR   = "enrol_qr"
+	pageEnrolDone = "enrol_done"
+	pageReason    = "reason"
+	pagePackage   = "package"
+	pageMessage   = "message"
+	pageLinks     = "links"
 )
 
 // pageData is what every template gets. Title, Error, Info and Message are text keys.
@@ -48,6 +47,7 @@ type pageData struct {
 	Action   string // the form's target
 	Mail     string // the mail address typed before, kept on a failed sign-in
 	// sign-in and enrolment
+	Intro    string // the sign-in page's opening sentence (a text key): a package's link or the links page
 	EnrolURL string
 	QR       template.URL // data: URL of the QR code PNG
 	Secret   string       // the same secret, grouped, for typing by hand
@@ -72,7 +72,7 @@ func newRenderer(text Text) (*renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage, pageLinks, pageLinksSignIn} {
+	for _, name := range []string{pageSignIn, pageEnrol, pageEnrolQR, pageEnrolDone, pageReason, pagePackage, pageMessage, pageLinks} {
 		body, err := fs.ReadFile(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, err

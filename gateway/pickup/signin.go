@@ -80,6 +80,7 @@ func (h *Handler) signInForm(w http.ResponseWriter, r *http.Request, status int,
 	d.CSRF = formToken(w, r)
 	d.Action = Prefix + "l/" + token
 	d.EnrolURL = Prefix + "l/" + token + "/enrol"
+	d.Intro = "signin.intro"
 	h.render(w, status, pageSignIn, d)
 }
 
