@@ -93,6 +93,7 @@ type mta struct {
 	got      []received
 	tries    map[string]int
 	answer   func(rcpt string, try int) *smtp.SMTPError
+	dataAns  func(rcpt string, data []byte) *smtp.SMTPError // the answer at the end of the data; nil accepts
 	password string // when set, AUTH PLAIN with user "relay" is offered and required
 }
 
@@ -101,11 +102,12 @@ type mtaOpts struct {
 	implicit bool        // TLS from the first byte
 	password string
 	answer   func(rcpt string, try int) *smtp.SMTPError
+	dataAns  func(rcpt string, data []byte) *smtp.SMTPError
 }
 
 func startMTA(t testing.TB, o mtaOpts) *mta {
 	t.Helper()
-	m := &mta{tries: map[string]int{}, answer: o.answer, password: o.password}
+	m := &mta{tries: map[string]int{}, answer: o.answer, dataAns: o.dataAns, password: o.password}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &mtaSession{m: m, c: c}, nil
 	}))
@@ -181,6 +183,11 @@ func (s *mtaSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if s.m.dataAns != nil {
+		if e := s.m.dataAns(s.rcpt, b); e != nil {
+			return e
+		}
 	}
 	_, isTLS := s.c.TLSConnectionState()
 	s.m.mu.Lock()

@@ -5,6 +5,8 @@
 package relay
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -24,10 +26,13 @@ import (
 type session struct {
 	c       *smtp.Client
 	raw     net.Conn // the TCP connection: closing it ends everything
+	conn    net.Conn // what go-smtp talks through (raw, or TLS above it)
 	host    string
 	tls     string // "TLS1.3", "TLS1.2" or "none"
 	maxSize int    // the server's SIZE limit; 0 when it gives none
 	broken  bool   // the connection can no longer be used
+
+	cmdTimeout, dataTimeout time.Duration // for the DATA command, and for the data and its answer
 }
 
 // open tries the destination's hosts in order until one gives a session.
@@ -96,7 +101,8 @@ func (r *Relay) greet(s *session, t target, rt *Route) error {
 		// The greeting was read before STARTTLS; go-smtp expects one, so it is given a stand-in.
 		conn, s.tls = &greetedConn{Conn: tc, r: io.MultiReader(strings.NewReader("220 "+t.host+" TLS\r\n"), tc)}, tlsName(tc)
 	}
-	s.c = smtp.NewClient(conn)
+	s.conn, s.c = conn, smtp.NewClient(conn)
+	s.cmdTimeout, s.dataTimeout = r.opt.CommandTimeout, r.opt.DataTimeout
 	s.c.CommandTimeout, s.c.SubmissionTimeout = r.opt.ConnectTimeout, r.opt.DataTimeout
 	if err := s.c.Hello(r.opt.Hostname); err != nil {
 		return err
@@ -182,19 +188,68 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 	if err := s.c.Rcpt(c.Recipient, nil); err != nil {
 		return "", s.fail("RCPT TO", err)
 	}
-	w, err := s.c.Data()
+	answer, step, err := s.data(c.Content)
 	if err != nil {
-		return "", s.fail("DATA", err)
+		return "", s.fail(step, err)
 	}
-	if _, err := w.Write(c.Content); err != nil {
-		s.broken = true
-		return "", smtpFailure(s.host, "the message data", err)
+	return "250 " + strings.Join(strings.Fields(answer), " "), nil
+}
+
+// data sends DATA, then content dot-stuffed a line at a time and the final dot, and returns the
+// server's answer. It talks through a textproto.Conn of its own on the session's connection instead
+// of go-smtp's DataCommand, whose net/textproto DotWriter handles the data a byte at a time (a sixth of
+// cafgate's CPU when relaying 1 MiB copies). This is safe between go-smtp's calls: after its answer to
+// RCPT the server sends nothing until DATA, so go-smtp's reader holds nothing unread, and this reader
+// reads only up to the end of the final answer, which ends the server's turn.
+func (s *session) data(content []byte) (answer, step string, err error) {
+	tp := textproto.NewConn(s.conn) // never closed: that would close the session's connection
+	defer s.conn.SetDeadline(time.Time{})
+	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
+	if err := tp.PrintfLine("DATA"); err != nil {
+		return "", "DATA", err
 	}
-	resp, err := w.CloseWithResponse()
+	if _, _, err := tp.ReadResponse(354); err != nil {
+		return "", "DATA", protoErr(err)
+	}
+	s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
+	if err := writeDotStuffed(tp.W, content); err != nil {
+		return "", "the message data", err
+	}
+	if err := tp.W.Flush(); err != nil {
+		return "", "the message data", err
+	}
+	_, msg, err := tp.ReadResponse(250)
 	if err != nil {
-		return "", s.fail("the end of the data", err)
+		return "", "the end of the data", protoErr(err)
 	}
-	return "250 " + strings.Join(strings.Fields(resp.StatusText), " "), nil
+	if tp.R.Buffered() > 0 {
+		s.broken = true // the server said more than its answer: the session is no longer in step
+	}
+	return msg, "", nil
+}
+
+// writeDotStuffed writes content as SMTP data lines (RFC 5321 4.5.2): every line ends in CRLF (a bare
+// LF becomes CRLF, as net/textproto's DotWriter does), a line starting with "." gets another, and
+// content not ending in a line break is ended with one; then the final ".".
+func writeDotStuffed(w *bufio.Writer, content []byte) error {
+	for len(content) > 0 {
+		line := content
+		rest := []byte(nil)
+		if i := bytes.IndexByte(content, '\n'); i >= 0 {
+			line, rest = content[:i], content[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > 0 && line[0] == '.' {
+			w.WriteByte('.')
+		}
+		w.Write(line)
+		if _, err := w.WriteString("\r\n"); err != nil {
+			return err
+		}
+		content = rest
+	}
+	_, err := w.WriteString(".\r\n")
+	return err
 }
 
 // fail classifies err and leaves the session ready for the next transaction, or marks it broken.

@@ -1,0 +1,91 @@
+package relay
+
+import (
+	"slices"
+
+	"github.com/emersion/go-smtp"
+
+	"bufio"
+	"bytes"
+	"cafgate/mailbox"
+	"io"
+	"net/textproto"
+	"strings"
+	"testing"
+)
+
+// TestWriteDotStuffed: the relay's own data writer sends what net/textproto's DotWriter (go-smtp's)
+// sends for the same content, and a reader undoing the stuffing gets the content back.
+func TestWriteDotStuffed(t *testing.T) {
+	for _, content := range []string{
+		"",
+		"a\r\n",
+		"Subject: x\r\n\r\n.\r\n..\r\n.hidden\r\nend",
+		".first\r\nbare\nlf\n\r\n.",
+		strings.Repeat("MIIB"+strings.Repeat("x", 72)+"\r\n", 1000),
+	} {
+		var ours, theirs bytes.Buffer
+		w := bufio.NewWriter(&ours)
+		if err := writeDotStuffed(w, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		tw := textproto.NewWriter(bufio.NewWriter(&theirs))
+		dw := tw.DotWriter()
+		io.WriteString(dw, content)
+		dw.Close()
+		// DotWriter ends empty content with an empty line; an empty message is just the dot.
+		if content != "" && ours.String() != theirs.String() {
+			t.Errorf("content %.40q: ours %.80q, DotWriter %.80q", content, ours.String(), theirs.String())
+		}
+		back, err := io.ReadAll(textproto.NewReader(bufio.NewReader(&ours)).DotReader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.ReplaceAll(strings.ReplaceAll(content, "\r\n", "\n"), "\n", "\r\n")
+		if want != "" && !strings.HasSuffix(want, "\r\n") {
+			want += "\r\n"
+		}
+		if got := strings.ReplaceAll(string(back), "\n", "\r\n"); got != want {
+			t.Errorf("content %.40q read back as %.80q", content, got)
+		}
+	}
+}
+
+// TestRefusedAtTheEndOfTheData: answers to the end of the data count like answers to RCPT (a 4xx is
+// retried, a 5xx bounces at once), and the session goes on to the next entry after them.
+func TestRefusedAtTheEndOfTheData(t *testing.T) {
+	r := newRig(t)
+	m := startMTA(t, mtaOpts{tls: r.serverTLS(), dataAns: func(rcpt string, data []byte) *smtp.SMTPError {
+		if !bytes.Contains(data, []byte("\r\n.leading dot line\r\n")) {
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "the dot line was not unstuffed"}
+		}
+		switch rcpt {
+		case "late@council.test":
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		case "bad@council.test":
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
+		}
+		return nil
+	}})
+	r.mx(m)
+	late, bad, good := r.enqueue(t, "late@council.test"), r.enqueue(t, "bad@council.test"), r.enqueue(t, "bob@council.test")
+	r.flush(t, r.relay(t))
+	if e := r.entry(t, late); e.State != mailbox.QueueQueued || e.LastAnswer != "451 4.3.0 try again later" {
+		t.Errorf("451 at the end of the data: %+v", e)
+	}
+	if e := r.entry(t, bad); e.State != mailbox.QueueFailed || e.LastAnswer != "554 5.7.1 content refused" {
+		t.Errorf("554 at the end of the data: %+v", e)
+	}
+	if e := r.entry(t, good); e.State != mailbox.QueueDelivered {
+		t.Errorf("the entry after the refusals: %+v", e)
+	}
+	got := m.messages()
+	var delivered []string
+	for _, g := range got {
+		delivered = append(delivered, g.rcpt)
+	}
+	if !slices.Contains(delivered, "bob@council.test") || slices.Contains(delivered, "late@council.test") {
+		t.Errorf("the MTA kept messages for %v", delivered)
+	}
+}
