@@ -1,17 +1,17 @@
 package relay
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/textproto"
 	"slices"
+	"strings"
+	"testing"
 
 	"github.com/emersion/go-smtp"
 
-	"bufio"
-	"bytes"
 	"cafgate/mailbox"
-	"io"
-	"net/textproto"
-	"strings"
-	"testing"
 )
 
 // TestWriteDotStuffed: the relay's own data writer sends what net/textproto's DotWriter (go-smtp's)

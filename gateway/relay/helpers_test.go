@@ -94,7 +94,7 @@ type mta struct {
 	tries    map[string]int
 	answer   func(rcpt string, try int) *smtp.SMTPError
 	dataAns  func(rcpt string, data []byte) *smtp.SMTPError // the answer at the end of the data; nil accepts
-	password string // when set, AUTH PLAIN with user "relay" is offered and required
+	password string                                         // when set, AUTH PLAIN with user "relay" is offered and required
 }
 
 type mtaOpts struct {
