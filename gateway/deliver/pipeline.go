@@ -171,11 +171,12 @@ func (p *Pipeline) Round(ctx context.Context) int {
 
 // serial seals one recipient's copy and commits its step before taking the next.
 func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
+	pkgs := newParsedPackages(p.opt.Store, work)
 	for _, w := range work {
 		if ctx.Err() != nil {
 			break // stopping: the rest stays pending for the next start
 		}
-		step, err := p.step(ctx, w)
+		step, err := p.step(ctx, w, pkgs)
 		if err != nil {
 			// Left pending: the next round tries again (the store or directory may be back).
 			p.opt.Log.Warn("delivery: recipient left pending", "id", w.MessageID, "err", err)
@@ -201,13 +202,14 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 	// Sealed copies wait here for their commit; bounded, so that large packages do not pile up in
 	// memory when the disk is slower than the workers (a worker then waits to hand its copy over).
 	steps := make(chan mailbox.DeliveryStep, p.opt.CommitBatch)
+	pkgs := newParsedPackages(p.opt.Store, work)
 	var wg sync.WaitGroup
 	for range min(p.opt.Workers, len(work)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				step, err := p.step(ctx, w)
+				step, err := p.step(ctx, w, pkgs)
 				if err != nil {
 					// Left pending: the next round tries again (the store or directory may be back).
 					p.opt.Log.Warn("delivery: recipient left pending", "id", w.MessageID, "err", err)

@@ -21,16 +21,13 @@ import (
 )
 
 // step decides what to do for one pending recipient. An error leaves the recipient pending.
-func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork) (mailbox.DeliveryStep, error) {
+func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, pkgs *parsedPackages) (mailbox.DeliveryStep, error) {
 	now := p.opt.Now().UTC()
 	step := mailbox.DeliveryStep{MessageID: w.MessageID, Recipient: w.Recipient, At: now}
-	msg, err := p.opt.Store.Message(ctx, w.MessageID)
+	pk, done, err := pkgs.get(ctx, w.MessageID)
+	defer done()
 	if err != nil {
-		return step, fmt.Errorf("reading the message: %w", err)
-	}
-	pk, err := pkg.ParseBytes(msg.Content, pkg.DefaultLimits())
-	if err != nil {
-		return step, fmt.Errorf("the stored package no longer parses: %w", err)
+		return step, err
 	}
 	if !w.Decided {
 		if w.Decision, err = p.redecide(ctx, w, pk); err != nil {

@@ -1,0 +1,73 @@
+package deliver
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"cafgate/mailbox"
+)
+
+// readCounter is the store with its package reads counted.
+type readCounter struct {
+	Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) Message(ctx context.Context, id string) (*mailbox.Stored, error) {
+	c.reads.Add(1)
+	return c.Store.Message(ctx, id)
+}
+
+// TestPackageReadOncePerRound: a round reads, decrypts and parses each package once for all of its
+// recipients, serial and concurrent alike, and every copy is still sealed.
+func TestPackageReadOncePerRound(t *testing.T) {
+	for _, c := range []struct {
+		name                 string
+		workers, commitBatch int
+	}{{"serial", 1, 1}, {"concurrent", 0, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			const packages = 5
+			r := newDrainRig(t, packages)
+			rc := &readCounter{Store: r.opt.Store}
+			r.opt.Store, r.opt.Workers, r.opt.CommitBatch = rc, c.workers, c.commitBatch
+			n, ok := drain(New(r.opt))
+			if !ok || n != packages*3 {
+				t.Fatalf("drained %d copies (settled %v), want %d", n, ok, packages*3)
+			}
+			if got := rc.reads.Load(); got != packages {
+				t.Errorf("%d package reads for %d packages of 3 recipients, want one each", got, packages)
+			}
+		})
+	}
+}
+
+// TestParsedPackagesLetGo: an entry is dropped once every recipient of the round is done with it,
+// and each caller gets a copy of its own to change.
+func TestParsedPackagesLetGo(t *testing.T) {
+	r := newDrainRig(t, 1)
+	work, err := r.store.PendingDeliveries(context.Background(), 10)
+	if err != nil || len(work) != 3 {
+		t.Fatalf("pending: %d, %v", len(work), err)
+	}
+	c := newParsedPackages(r.store, work)
+	a, doneA, err := c.get(context.Background(), work[0].MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, doneB, _ := c.get(context.Background(), work[1].MessageID)
+	a.Manifest.Child = "changed"
+	if b.Manifest.Child == "changed" {
+		t.Error("two callers share one manifest")
+	}
+	doneA()
+	doneB()
+	if len(c.m) != 1 {
+		t.Fatalf("entry dropped before its last recipient was done: %d entries", len(c.m))
+	}
+	_, doneC, _ := c.get(context.Background(), work[2].MessageID)
+	doneC()
+	if len(c.m) != 0 {
+		t.Errorf("%d entries left after every recipient was done", len(c.m))
+	}
+}
