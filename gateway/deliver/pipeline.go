@@ -171,7 +171,7 @@ func (p *Pipeline) Round(ctx context.Context) int {
 
 // serial seals one recipient's copy and commits its step before taking the next.
 func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
-	pkgs := newParsedPackages(p.opt.Store, work)
+	pkgs := newRoundCache(p.opt.Store, work)
 	for _, w := range work {
 		if ctx.Err() != nil {
 			break // stopping: the rest stays pending for the next start
@@ -202,7 +202,7 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 	// Sealed copies wait here for their commit; bounded, so that large packages do not pile up in
 	// memory when the disk is slower than the workers (a worker then waits to hand its copy over).
 	steps := make(chan mailbox.DeliveryStep, p.opt.CommitBatch)
-	pkgs := newParsedPackages(p.opt.Store, work)
+	pkgs := newRoundCache(p.opt.Store, work)
 	var wg sync.WaitGroup
 	for range min(p.opt.Workers, len(work)) {
 		wg.Add(1)

@@ -21,10 +21,10 @@ import (
 )
 
 // step decides what to do for one pending recipient. An error leaves the recipient pending.
-func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, pkgs *parsedPackages) (mailbox.DeliveryStep, error) {
+func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCache) (mailbox.DeliveryStep, error) {
 	now := p.opt.Now().UTC()
 	step := mailbox.DeliveryStep{MessageID: w.MessageID, Recipient: w.Recipient, At: now}
-	pk, done, err := pkgs.get(ctx, w.MessageID)
+	pk, done, err := rc.get(ctx, w.MessageID)
 	defer done()
 	if err != nil {
 		return step, err
@@ -61,7 +61,7 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, pkgs *parse
 	if err != nil {
 		return step, err
 	}
-	cert := p.usableCertificate(ctx, entry)
+	cert := rc.usable(entry, func() *x509.Certificate { return p.usableCertificate(ctx, entry) })
 	if cert == nil || p.opt.Signer == nil {
 		if p.opt.Notice == nil {
 			step.State = mailbox.StateWaiting // no pickup page configured: nothing can reach them yet

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"cafgate/certs/validate"
 	"cafgate/mailbox"
 )
 
@@ -19,8 +20,17 @@ func (c *readCounter) Message(ctx context.Context, id string) (*mailbox.Stored, 
 	return c.Store.Message(ctx, id)
 }
 
+// validationCounter is acceptAll with its validations counted.
+type validationCounter struct{ n atomic.Int64 }
+
+func (v *validationCounter) Validate(ctx context.Context, req validate.Request) (*validate.Result, error) {
+	v.n.Add(1)
+	return acceptAll{}.Validate(ctx, req)
+}
+
 // TestPackageReadOncePerRound: a round reads, decrypts and parses each package once for all of its
-// recipients, serial and concurrent alike, and every copy is still sealed.
+// recipients, and validates each recipient's certificate once for all of their packages, serial and
+// concurrent alike, and every copy is still sealed.
 func TestPackageReadOncePerRound(t *testing.T) {
 	for _, c := range []struct {
 		name                 string
@@ -30,13 +40,17 @@ func TestPackageReadOncePerRound(t *testing.T) {
 			const packages = 5
 			r := newDrainRig(t, packages)
 			rc := &readCounter{Store: r.opt.Store}
-			r.opt.Store, r.opt.Workers, r.opt.CommitBatch = rc, c.workers, c.commitBatch
+			vc := &validationCounter{}
+			r.opt.Store, r.opt.Validator, r.opt.Workers, r.opt.CommitBatch = rc, vc, c.workers, c.commitBatch
 			n, ok := drain(New(r.opt))
 			if !ok || n != packages*3 {
 				t.Fatalf("drained %d copies (settled %v), want %d", n, ok, packages*3)
 			}
 			if got := rc.reads.Load(); got != packages {
 				t.Errorf("%d package reads for %d packages of 3 recipients, want one each", got, packages)
+			}
+			if got := vc.n.Load(); got != 3 {
+				t.Errorf("%d certificate validations for 3 recipients of %d packages in one round, want 3", got, packages)
 			}
 		})
 	}
@@ -50,7 +64,7 @@ func TestParsedPackagesLetGo(t *testing.T) {
 	if err != nil || len(work) != 3 {
 		t.Fatalf("pending: %d, %v", len(work), err)
 	}
-	c := newParsedPackages(r.store, work)
+	c := newRoundCache(r.store, work)
 	a, doneA, err := c.get(context.Background(), work[0].MessageID)
 	if err != nil {
 		t.Fatal(err)
