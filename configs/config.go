@@ -39,10 +39,12 @@ type TLSConfig struct {
 
 // SMIMEConfig is the gateway's own S/MIME identity.
 type SMIMEConfig struct {
-	CertFile string        `toml:"cert_file" default:"" doc:"PEM certificate the gateway signs outgoing packages with and senders may encrypt submissions to. Optional until S/MIME delivery is enabled."`
-	KeyFile  string        `toml:"key_file" default:"" doc:"PEM private key for smime.cert_file."`
-	CBCFor   []string      `toml:"cbc_for" default:"" doc:"Mail domains and addresses whose copies are encrypted with AES-256-CBC (EnvelopedData, EFAIL-prone) instead of AES-256-GCM, for clients that cannot read GCM. Others get CBC only when the SMIMECapabilities of their own verified signed mail, or else of their certificate, lack AES-GCM; when nothing is known, GCM. Every copy's cipher is recorded in the ledger."`
-	Escrow   []SMIMEEscrow `toml:"escrow" doc:"Escrow or archive certificates, one [[smime.escrow]] table each: every sealed copy they cover is also encrypted to them (recorded in the ledger event of the copy)."`
+	CertFile     string        `toml:"cert_file" default:"" doc:"PEM certificate the gateway signs outgoing packages with (unless sign_cert_file is set) and senders may encrypt submissions to. Optional until S/MIME delivery is enabled."`
+	KeyFile      string        `toml:"key_file" default:"" doc:"PEM private key for smime.cert_file."`
+	SignCertFile string        `toml:"sign_cert_file" default:"" doc:"PEM certificate of a separate signing key (ECDSA P-256 or P-384, or RSA of 2048 bits or more) the gateway signs outgoing copies with instead of cert_file's; an ECDSA P-256 signature costs a fraction of an RSA one. It must be for cert_file's mail address, allow digitalSignature, and carry emailProtection when it lists extended key usages. Signed copies then also carry cert_file's certificate and name it (SMIMEEncryptionKeyPreference) as the one to encrypt replies to; cert_file (RSA) still decrypts submissions, since clients such as gpgsm 2.2 cannot encrypt to an EC certificate. Empty: the gateway signs with cert_file and key_file."`
+	SignKeyFile  string        `toml:"sign_key_file" default:"" doc:"PEM private key for smime.sign_cert_file."`
+	CBCFor       []string      `toml:"cbc_for" default:"" doc:"Mail domains and addresses whose copies are encrypted with AES-256-CBC (EnvelopedData, EFAIL-prone) instead of AES-256-GCM, for clients that cannot read GCM. Others get CBC only when the SMIMECapabilities of their own verified signed mail, or else of their certificate, lack AES-GCM; when nothing is known, GCM. Every copy's cipher is recorded in the ledger."`
+	Escrow       []SMIMEEscrow `toml:"escrow" doc:"Escrow or archive certificates, one [[smime.escrow]] table each: every sealed copy they cover is also encrypted to them (recorded in the ledger event of the copy)."`
 }
 
 // SMIMEEscrow is one escrow or archive certificate.

@@ -1,20 +1,28 @@
 package configs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
-// resolveSMIME makes the escrow files absolute against dir.
+// resolveSMIME makes the signing and escrow files absolute against dir.
 func (c *Config) resolveSMIME(dir string) {
+	for _, p := range []*string{&c.SMIME.SignCertFile, &c.SMIME.SignKeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
 	for i := range c.SMIME.Escrow {
 		e := &c.SMIME.Escrow[i]
 		if e.CertFile != "" && !filepath.IsAbs(e.CertFile) {
@@ -36,6 +44,7 @@ func (c *Config) validateSMIME(file string) Problems {
 			bad(fmt.Sprintf("smime.cbc_for[%d]", i), "%q is neither a mail domain nor a mail address", c.SMIME.CBCFor[i])
 		}
 	}
+	ps = append(ps, c.validateSigning(file)...)
 	names := map[string]bool{}
 	for i, e := range c.SMIME.Escrow {
 		at := fmt.Sprintf("smime.escrow[%d].", i)
@@ -60,10 +69,127 @@ func (c *Config) validateSMIME(file string) Problems {
 	return ps
 }
 
-// LoadEscrowCert reads the first certificate of a PEM file and checks it can be encrypted to at now:
-// not a CA, within its dates, an RSA key of 2048 bits or more or a P-256 key, key usage allowing
-// key encipherment (RSA) or key agreement (EC) when the extension is present.
-func LoadEscrowCert(path string, now time.Time) (*x509.Certificate, error) {
+// validateSigning checks smime.sign_cert_file and smime.sign_key_file, when set: both given, beside
+// cert_file, the certificate fit for signing as cert_file's mail address (CheckSigningCert) and the key
+// its own.
+func (c *Config) validateSigning(file string) Problems {
+	var ps Problems
+	bad := func(setting, format string, args ...any) {
+		ps = append(ps, Problem{File: file, Setting: setting, Message: fmt.Sprintf(format, args...)})
+	}
+	sc := c.SMIME
+	if sc.SignCertFile == "" && sc.SignKeyFile == "" {
+		return nil
+	}
+	if sc.SignCertFile == "" || sc.SignKeyFile == "" {
+		bad("smime", "sign_cert_file and sign_key_file must both be set or both be empty")
+		return ps
+	}
+	if sc.CertFile == "" {
+		bad("smime.sign_cert_file", "needs smime.cert_file and smime.key_file: signed copies name that certificate as the one to encrypt replies to")
+	}
+	before := len(ps)
+	checkFile(bad, "smime.sign_cert_file", sc.SignCertFile, true)
+	checkKey(bad, "smime.sign_key_file", sc.SignKeyFile, true)
+	if len(ps) > before || sc.CertFile == "" {
+		return ps
+	}
+	sign, err := ReadPEMCert(sc.SignCertFile)
+	if err != nil {
+		bad("smime.sign_cert_file", "%v", err)
+		return ps
+	}
+	enc, err := ReadPEMCert(sc.CertFile)
+	if err != nil {
+		bad("smime.cert_file", "%v", err)
+		return ps
+	}
+	if err := CheckSigningCert(sign, enc, time.Now()); err != nil {
+		bad("smime.sign_cert_file", "%s: %v", sc.SignCertFile, err)
+	}
+	key, err := ReadPEMKey(sc.SignKeyFile)
+	if err != nil {
+		bad("smime.sign_key_file", "%v", err)
+	} else if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(sign.PublicKey) {
+		bad("smime.sign_key_file", "%s does not hold the key of %s", sc.SignKeyFile, sc.SignCertFile)
+	}
+	return ps
+}
+
+// CheckSigningCert checks that sign can sign the gateway's copies as the owner of the encryption
+// certificate enc at now: an end-entity certificate within its dates, for (one of) enc's mail
+// addresses, key usage allowing digitalSignature when present, emailProtection among its extended key
+// usages when it lists any, and an RSA key of 2048 bits or more or an ECDSA P-256 or P-384 key.
+func CheckSigningCert(sign, enc *x509.Certificate, now time.Time) error {
+	switch {
+	case sign.IsCA:
+		return fmt.Errorf("%s is a CA certificate, not the gateway's signing certificate", sign.Subject)
+	case now.Before(sign.NotBefore):
+		return fmt.Errorf("the certificate is not valid before %s", sign.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(sign.NotAfter):
+		return fmt.Errorf("the certificate expired on %s", sign.NotAfter.UTC().Format(time.RFC3339))
+	}
+	switch k := sign.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("the RSA key has %d bits; at least 2048 are required", k.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return fmt.Errorf("the EC key is on %s; P-256 or P-384 is required", k.Curve.Params().Name)
+		}
+	default:
+		return fmt.Errorf("the certificate's key (%T) cannot sign here; RSA (2048 bits or more), P-256 or P-384 is required", sign.PublicKey)
+	}
+	if sign.KeyUsage != 0 && sign.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fmt.Errorf("the certificate's key usage does not allow digitalSignature")
+	}
+	if len(sign.ExtKeyUsage) > 0 || len(sign.UnknownExtKeyUsage) > 0 {
+		if !slices.Contains(sign.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) && !slices.Contains(sign.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			return fmt.Errorf("the certificate's extended key usage lacks emailProtection (S/MIME)")
+		}
+	}
+	want := certMails(enc)
+	if len(want) == 0 {
+		return fmt.Errorf("smime.cert_file's certificate names no mail address to compare with")
+	}
+	for _, m := range certMails(sign) {
+		if slices.Contains(want, m) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the certificate is for %s, not for smime.cert_file's %s", orNone(certMails(sign)), strings.Join(want, ", "))
+}
+
+// certMails lists a certificate's mail addresses in lower case: its rfc822Name SANs, or, when it has
+// none, the legacy emailAddress attributes of its subject.
+func certMails(c *x509.Certificate) []string {
+	var out []string
+	for _, m := range c.EmailAddresses {
+		out = append(out, strings.ToLower(m))
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, a := range c.Subject.Names {
+		if s, ok := a.Value.(string); ok && a.Type.Equal(oidEmailAddress) {
+			out = append(out, strings.ToLower(s))
+		}
+	}
+	return out
+}
+
+var oidEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+
+func orNone(mails []string) string {
+	if len(mails) == 0 {
+		return "no mail address"
+	}
+	return strings.Join(mails, ", ")
+}
+
+// ReadPEMCert reads the first CERTIFICATE block of a PEM file.
+func ReadPEMCert(path string) (*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, errText(err))
@@ -80,6 +206,53 @@ func LoadEscrowCert(path string, now time.Time) (*x509.Certificate, error) {
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
+	}
+	return cert, nil
+}
+
+// ReadPEMKey reads a PEM private key: PKCS#8, or SEC 1 (EC PRIVATE KEY) or PKCS#1 (RSA PRIVATE KEY).
+func ReadPEMKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, errText(err))
+	}
+	var blk *pem.Block
+	for {
+		if blk, data = pem.Decode(data); blk == nil || strings.HasSuffix(blk.Type, "PRIVATE KEY") {
+			break
+		}
+	}
+	if blk == nil {
+		return nil, fmt.Errorf("%s holds no PEM PRIVATE KEY block", path)
+	}
+	var k any
+	switch blk.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(blk.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: %s is not a private key format the gateway reads (PKCS#8, SEC 1 or PKCS#1)", path, blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: the key does not parse: %v", path, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: a %T key cannot sign", path, k)
+	}
+	return s, nil
+}
+
+// LoadEscrowCert reads the first certificate of a PEM file and checks it can be encrypted to at now:
+// not a CA, within its dates, an RSA key of 2048 bits or more or a P-256 key, key usage allowing
+// key encipherment (RSA) or key agreement (EC) when the extension is present.
+func LoadEscrowCert(path string, now time.Time) (*x509.Certificate, error) {
+	cert, err := ReadPEMCert(path)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case cert.IsCA:

@@ -143,18 +143,26 @@ func (ca *CA) WriteCRL(dir string, now time.Time, validity time.Duration) (strin
 	return path, writeFileAtomic(filepath.Join(dir, fileCRLPEM), pemData, 0o644)
 }
 
+// checkCRLURL accepts an http or https URL with a host, or a file URL with an absolute path.
+func checkCRLURL(crlURL string) error {
+	u, err := url.Parse(crlURL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("devca: %q is not a URL", crlURL)
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	case u.Scheme == "file" && filepath.IsAbs(u.Path):
+	default:
+		return fmt.Errorf("devca: %q is not an http, https or absolute file URL", crlURL)
+	}
+	return nil
+}
+
 // IssueSMIMEWithCRL is IssueSMIME for a certificate that names crlURL (http, https, or a file URL
 // such as CRLFileURL's for a validator given the directory) as its CRL distribution point, so validators fetch this CA's CRL from there. Existing files are reused only when
 // they name the same URL (and pass IssueSMIME's own reuse rules).
 func (ca *CA) IssueSMIMEWithCRL(dir, mail, name, crlURL string, now time.Time) (certPath, keyPath string, err error) {
-	u, err := url.Parse(crlURL)
-	switch {
-	case err != nil:
-		return "", "", fmt.Errorf("devca: %q is not a URL", crlURL)
-	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
-	case u.Scheme == "file" && filepath.IsAbs(u.Path):
-	default:
-		return "", "", fmt.Errorf("devca: %q is not an http, https or absolute file URL", crlURL)
+	if err := checkCRLURL(crlURL); err != nil {
+		return "", "", err
 	}
 	mail = strings.ToLower(mail)
 	if err := checkMail(mail); err != nil {

@@ -217,3 +217,52 @@ func checkMail(mail string) error {
 func asn1IA5(s string) asn1.RawValue {
 	return asn1.RawValue{Tag: asn1.TagIA5String, Class: asn1.ClassUniversal, Bytes: []byte(s)}
 }
+
+// IssueSMIMESigning returns dir/<file>.pem and dir/<file>.key: a signing-only S/MIME certificate for
+// mail (ECDSA P-256, keyUsage digitalSignature, EKU emailProtection, two years, mail in the rfc822Name
+// SAN and the subject emailAddress, name as common name, crlURL as its CRL distribution point) and its
+// PKCS#8 key (0600). It is the gateway's signing certificate beside its RSA one (IssueSMIMEWithCRL),
+// which keeps decrypting; file keeps the two apart. Existing files are reused when they hold a
+// certificate of this CA for this mail, name and CRL URL, a P-256 signing-only key, valid at now for
+// another 30 days, with its key; otherwise they are replaced.
+func (ca *CA) IssueSMIMESigning(dir, file, mail, name, crlURL string, now time.Time) (certPath, keyPath string, err error) {
+	if err := checkCRLURL(crlURL); err != nil {
+		return "", "", err
+	}
+	if err := checkFileName(file); err != nil {
+		return "", "", err
+	}
+	mail = strings.ToLower(mail)
+	if err := checkMail(mail); err != nil {
+		return "", "", err
+	}
+	if strings.TrimSpace(name) == "" {
+		return "", "", fmt.Errorf("devca: empty name for %s", mail)
+	}
+	certPath, keyPath = filepath.Join(dir, file+".pem"), filepath.Join(dir, file+".key")
+	reuse := func(c *x509.Certificate) bool {
+		k, ok := c.PublicKey.(*ecdsa.PublicKey)
+		return ok && k.Curve == elliptic.P256() && c.KeyUsage == x509.KeyUsageDigitalSignature &&
+			len(c.EmailAddresses) == 1 && strings.EqualFold(c.EmailAddresses[0], mail) &&
+			c.Subject.CommonName == name && slices.Equal(c.CRLDistributionPoints, []string{crlURL}) &&
+			ca.chains(c, x509.ExtKeyUsageEmailProtection, now)
+	}
+	issue := func() (*x509.Certificate, crypto.Signer, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		tmpl, err := leafTemplate(key.Public(), now, smimeValidity)
+		if err != nil {
+			return nil, nil, err
+		}
+		tmpl.Subject = pkix.Name{CommonName: name, Organization: []string{"cafgate development"},
+			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidEmailAddress, Value: asn1IA5(mail)}}}
+		tmpl.EmailAddresses = []string{mail}
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+		tmpl.CRLDistributionPoints = []string{crlURL}
+		return tmpl, key, nil
+	}
+	return certPath, keyPath, ca.reuseOrIssue(dir, certPath, keyPath, reuse, issue)
+}

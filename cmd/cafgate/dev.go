@@ -156,6 +156,11 @@ func devSetup(dir string, now time.Time) (*devSummary, error) {
 	if _, _, err := ca.IssueSMIMEWithCRL(filepath.Join(dir, "smime"), "gateway@cafgate.test", "cafgate gateway", crlURL, now); err != nil {
 		return nil, fmt.Errorf("gateway S/MIME certificate: %w", err)
 	}
+	// A separate P-256 key signs the copies the gateway seals (an RSA-2048 signature costs most of a
+	// copy's CPU); the RSA certificate above keeps decrypting submissions.
+	if _, _, err := ca.IssueSMIMESigning(filepath.Join(dir, "smime"), devSigningFile, "gateway@cafgate.test", "cafgate gateway", crlURL, now); err != nil {
+		return nil, fmt.Errorf("gateway S/MIME signing certificate: %w", err)
+	}
 	if _, _, err := ca.IssueSMIMEWithCRL(filepath.Join(dir, "smime"), devEscrowMail, "Eastshire Police archive", crlURL, now); err != nil {
 		return nil, fmt.Errorf("escrow certificate: %w", err)
 	}
@@ -197,6 +202,9 @@ func devSetup(dir string, now time.Time) (*devSummary, error) {
 	}
 	return sum, describeAccounts(sum, ldifPath, now)
 }
+
+// devSigningFile is the base name, in DIR/smime, of the gateway's P-256 signing certificate and key.
+const devSigningFile = "gateway-sign@cafgate.test"
 
 // devHasCertificate decides which sample practitioners get S/MIME certificates: everyone outside the
 // school, so that both delivery paths (S/MIME and one-time link) have sample recipients.

@@ -28,9 +28,13 @@ format = "text"
 cert_file = "tls/gateway.pem"
 key_file = "tls/gateway.key"
 
+# The RSA certificate decrypts what practitioners encrypt to the gateway; the P-256 one signs the
+# copies the gateway seals, which also carry the RSA certificate and name it for encrypted replies.
 [smime]
 cert_file = "smime/gateway@cafgate.test.pem"
 key_file = "smime/gateway@cafgate.test.key"
+sign_cert_file = "smime/gateway-sign@cafgate.test.pem"
+sign_key_file = "smime/gateway-sign@cafgate.test.key"
 
 # Every copy for a practitioner of Eastshire Police is also encrypted to the police archive
 # (smime/archive@police.cafgate.test.key decrypts it).

@@ -22,8 +22,18 @@ import (
 )
 
 // gatewayIdentity is the gateway's own S/MIME certificate and key: it decrypts submissions encrypted
-// to the gateway and signs what the gateway forwards.
+// to the gateway and signs what the gateway forwards, unless a separate signing certificate and key
+// (smime.sign_cert_file, sign_key_file) sign instead.
 type gatewayIdentity struct {
+	Cert  *x509.Certificate
+	Chain []*x509.Certificate
+	Key   crypto.Signer
+	// Sign is the separate signing identity; nil when Cert and Key sign.
+	Sign *signingIdentity
+}
+
+// signingIdentity is a certificate, its chain and its key.
+type signingIdentity struct {
 	Cert  *x509.Certificate
 	Chain []*x509.Certificate
 	Key   crypto.Signer
@@ -33,23 +43,42 @@ func loadIdentity(sc configs.SMIMEConfig) (*gatewayIdentity, error) {
 	if sc.CertFile == "" {
 		return nil, nil
 	}
-	pair, err := tls.LoadX509KeyPair(sc.CertFile, sc.KeyFile)
+	enc, err := loadPair(sc.CertFile, sc.KeyFile, "smime.cert_file", "smime.key_file")
 	if err != nil {
-		return nil, fmt.Errorf("smime: %w", err)
+		return nil, err
+	}
+	id := &gatewayIdentity{Cert: enc.Cert, Chain: enc.Chain, Key: enc.Key}
+	if sc.SignCertFile == "" {
+		return id, nil
+	}
+	if id.Sign, err = loadPair(sc.SignCertFile, sc.SignKeyFile, "smime.sign_cert_file", "smime.sign_key_file"); err != nil {
+		return nil, err
+	}
+	if err := configs.CheckSigningCert(id.Sign.Cert, id.Cert, time.Now()); err != nil {
+		return nil, fmt.Errorf("smime.sign_cert_file: %w", err)
+	}
+	return id, nil
+}
+
+// loadPair reads a PEM certificate chain and the private key that belongs to its first certificate.
+func loadPair(certFile, keyFile, certSetting, keySetting string) (*signingIdentity, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", certSetting, keySetting, err)
 	}
 	certs := make([]*x509.Certificate, 0, len(pair.Certificate))
 	for _, der := range pair.Certificate {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("smime.cert_file: %w", err)
+			return nil, fmt.Errorf("%s: %w", certSetting, err)
 		}
 		certs = append(certs, c)
 	}
 	key, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("smime.key_file: the key cannot sign")
+		return nil, fmt.Errorf("%s: the key cannot sign", keySetting)
 	}
-	return &gatewayIdentity{Cert: certs[0], Chain: certs[1:], Key: key}, nil
+	return &signingIdentity{Cert: certs[0], Chain: certs[1:], Key: key}, nil
 }
 
 // newValidator builds the certificate validator from the [[trust.anchor]] tables, and the pool of
@@ -95,10 +124,15 @@ func intakeSMIME(id *gatewayIdentity, v *validate.Validator, roots *x509.CertPoo
 	return s
 }
 
-// signer is the gateway's signing identity for sealed copies; nil when none is configured.
+// signer is the gateway's signing identity for sealed copies; nil when none is configured. With a
+// separate signing certificate, every signed copy also carries the encryption certificate and names it
+// (SMIMEEncryptionKeyPreference) as the one to encrypt replies to.
 func (id *gatewayIdentity) signer() *cms.Signer {
 	if id == nil {
 		return nil
+	}
+	if id.Sign != nil {
+		return &cms.Signer{Cert: id.Sign.Cert, Key: id.Sign.Key, Chain: id.Sign.Chain, EncryptCert: id.Cert}
 	}
 	return &cms.Signer{Cert: id.Cert, Key: id.Key, Chain: id.Chain}
 }

@@ -19,12 +19,24 @@ import (
 // digest, signing time and SMIMECapabilities (AES-256-GCM, then AES-256-CBC), the signer identified
 // by issuer and serial number, its certificate and Chain included. RSA keys sign with PKCS#1 v1.5,
 // ECDSA keys with ecdsa-with-SHA256.
+//
+// When the signing certificate is not the one correspondents should encrypt to (an ECDSA signing
+// key beside an RSA encryption key), EncryptCert is that certificate: it is included in the
+// SignedData and named by the SMIMEEncryptionKeyPreference attribute (RFC 8551 2.5.3,
+// issuerAndSerialNumber), so a client answering encrypted picks it rather than the signing one.
 type Signer struct {
-	Cert  *x509.Certificate
-	Key   crypto.Signer       // the private key of Cert
-	Chain []*x509.Certificate // intermediates to include, optional (not the root)
-	Now   func() time.Time    // the signing time; time.Now when nil
-	Rand  io.Reader           // crypto/rand.Reader when nil
+	Cert        *x509.Certificate
+	Key         crypto.Signer       // the private key of Cert
+	Chain       []*x509.Certificate // intermediates to include, optional (not the root)
+	EncryptCert *x509.Certificate   // the certificate to encrypt replies to when it is not Cert; optional
+	Now         func() time.Time    // the signing time; time.Now when nil
+	Rand        io.Reader           // crypto/rand.Reader when nil
+}
+
+// separateEncryptCert reports whether the SignedData names and carries an encryption certificate
+// apart from the signing one.
+func (s *Signer) separateEncryptCert() bool {
+	return s.EncryptCert != nil && !s.EncryptCert.Equal(s.Cert)
 }
 
 // capabilities lists the content-encryption algorithms announced in SMIMECapabilities, most
@@ -81,9 +93,13 @@ func (s *Signer) signedDataPrefix() []byte {
 	return append(intBytes(1), setOf(algID(oidSHA256, nil))...)
 }
 
-// certificates is the [0] IMPLICIT CertificateSet: the signer's certificate and chain.
+// certificates is the [0] IMPLICIT CertificateSet: the signer's certificate, the encryption
+// certificate when separate, and the chain.
 func (s *Signer) certificates() []byte {
 	raws := [][]byte{s.Cert.Raw}
+	if s.separateEncryptCert() {
+		raws = append(raws, s.EncryptCert.Raw)
+	}
 	for _, c := range s.Chain {
 		raws = append(raws, c.Raw)
 	}
@@ -133,12 +149,20 @@ func (s *Signer) signedAttributes(digest []byte) ([]byte, error) {
 	for _, c := range capabilities {
 		caps = append(caps, seq(oidBytes(c)))
 	}
-	return setOf(
+	attrs := [][]byte{
 		attribute(oidAttrContentType, oidBytes(oidData)),
 		attribute(oidAttrMessageDigest, octetString(digest)),
 		attribute(oidAttrSigningTime, t),
 		attribute(oidAttrSMIMECaps, seq(caps...)),
-	), nil
+	}
+	if s.separateEncryptCert() {
+		// SMIMEEncryptionKeyPreference ::= CHOICE { issuerAndSerialNumber [0] IssuerAndSerialNumber, ... }
+		// in a module of IMPLICIT TAGS: the SEQUENCE's tag becomes [0] constructed.
+		ias := seq(s.EncryptCert.RawIssuer, bigIntBytes(s.EncryptCert.SerialNumber))
+		ias[0] = classContext | flagConstructed | 0
+		attrs = append(attrs, attribute(oidAttrEncKeyPref, ias))
+	}
+	return setOf(attrs...), nil
 }
 
 // attribute encodes an Attribute with one value.

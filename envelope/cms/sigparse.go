@@ -224,6 +224,30 @@ func (si *signerInfo) attr(oid asn1.ObjectIdentifier, v any) bool {
 	return err == nil && len(rest) == 0
 }
 
+// encryptionKeyPreference returns the certificate among certs that the SMIMEEncryptionKeyPreference
+// attribute names with its issuerAndSerialNumber choice; nil when the attribute is absent, malformed,
+// uses another choice or names a certificate the message does not carry.
+func (si *signerInfo) encryptionKeyPreference(certs []*x509.Certificate) *x509.Certificate {
+	vals := si.attrs[oidAttrEncKeyPref.String()]
+	if len(vals) != 1 || !vals[0].is(classContext|flagConstructed|0) {
+		return nil
+	}
+	ias, err := vals[0].children()
+	if err != nil || len(ias) != 2 || !ias[0].is(tagSequence) || !ias[1].is(tagInteger) {
+		return nil
+	}
+	serial := new(big.Int)
+	if rest, err := asn1.Unmarshal(ias[1].full, &serial); err != nil || len(rest) != 0 {
+		return nil
+	}
+	for _, c := range certs {
+		if bytes.Equal(c.RawIssuer, ias[0].full) && c.SerialNumber.Cmp(serial) == 0 {
+			return c
+		}
+	}
+	return nil
+}
+
 // signerCert finds the signer's certificate among certs by issuer and serial number or by subject
 // key identifier.
 func (si *signerInfo) signerCert(certs []*x509.Certificate) *x509.Certificate {

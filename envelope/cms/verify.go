@@ -36,6 +36,10 @@ type Signature struct {
 	HasCapabilities bool
 	// AnnouncesOAEP is whether the SMIMECapabilities announce RSAES-OAEP key transport.
 	AnnouncesOAEP bool
+	// EncryptionCert is the certificate the SMIMEEncryptionKeyPreference attribute names by issuer
+	// and serial number, when it is among the message's certificates; nil otherwise (the signer's
+	// own certificate is then the one to encrypt to).
+	EncryptionCert *x509.Certificate
 }
 
 // SupportsGCM reports whether the signer's SMIMECapabilities announce AES-GCM; false when the
@@ -167,6 +171,7 @@ func verifyParsed(sd *signedData, content []byte, opts VerifyOptions) (*Signatur
 		}
 	}
 	readAttributes(si, sig)
+	sig.EncryptionCert = si.encryptionKeyPreference(sd.certs)
 	return sig, nil
 }
 

@@ -16,6 +16,7 @@ import (
 type fixture struct {
 	ca       *cmstest.CA
 	gateway  cmstest.Leaf // signs outbound, decrypts inbound
+	gwSign   cmstest.Leaf // the gateway's separate P-256 signing certificate
 	alice    cmstest.Leaf // a practitioner
 	recips   []cmstest.Leaf
 	ecRecip  cmstest.Leaf
@@ -30,6 +31,9 @@ var fixtureOnce = sync.OnceValues(func() (*fixture, error) {
 	}
 	f := &fixture{ca: ca}
 	if f.gateway, err = ca.Issue("gateway@cafgate.test", cmstest.RSA2048); err != nil {
+		return nil, err
+	}
+	if f.gwSign, err = ca.Issue("gateway@cafgate.test", cmstest.P256); err != nil {
 		return nil, err
 	}
 	if f.alice, err = ca.Issue("alice@agency.test", cmstest.RSA2048); err != nil {

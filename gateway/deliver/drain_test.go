@@ -2,6 +2,9 @@ package deliver
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -28,6 +31,11 @@ import (
 )
 
 var drainPackages = flag.Int("drain.packages", 100, "packages of 3 recipients each in BenchmarkDrain's store")
+
+var drainSign = flag.String("drain.sign", "rsa", "the gateway's signing key in the drain rig: rsa (its RSA-2048 S/MIME key) or p256 (a separate ECDSA P-256 signing certificate naming the RSA one for replies)")
+
+// drainSignKey is the gateway's P-256 signing key for -drain.sign=p256, made once.
+var drainSignKey = sync.OnceValues(func() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) })
 
 // drainKeys are generated once: RSA-2048 like certs/devca's, so signing costs what it does in dev.
 var drainKeys = sync.OnceValues(func() (map[string]*rsa.PrivateKey, error) {
@@ -71,12 +79,12 @@ func (acceptAll) Validate(context.Context, validate.Request) (*validate.Result, 
 	return &validate.Result{}, nil
 }
 
-func selfSigned(t testing.TB, key *rsa.PrivateKey, mail string, usage x509.KeyUsage, now time.Time) *x509.Certificate {
+func selfSigned(t testing.TB, key crypto.Signer, mail string, usage x509.KeyUsage, now time.Time) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: mail},
 		EmailAddresses: []string{mail}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage: usage, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +122,19 @@ func newDrainRig(t testing.TB, packages int) *drainRig {
 		r.rcpts = append(r.rcpts, mail)
 	}
 	gw := selfSigned(t, keys["gateway"], "gateway@gw.example", x509.KeyUsageDigitalSignature, now)
+	signer := &cms.Signer{Cert: gw, Key: keys["gateway"]}
+	switch *drainSign {
+	case "rsa":
+	case "p256":
+		ec, err := drainSignKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// now+1s: another serial number than gw's under the same (self-signed) issuer name
+		signer = &cms.Signer{Cert: selfSigned(t, ec, "gateway@gw.example", x509.KeyUsageDigitalSignature, now.Add(time.Second)), Key: ec, EncryptCert: gw}
+	default:
+		t.Fatalf("-drain.sign=%q: want rsa or p256", *drainSign)
+	}
 	// About 4 KiB: the small package.
 	text := strings.Repeat("The team met and agreed the plan for the coming weeks.\r\n", 72)
 	for i := range packages {
@@ -131,7 +152,7 @@ func newDrainRig(t testing.TB, packages int) *drainRig {
 		}
 	}
 	r.opt = Options{Store: r.store, Dir: dir, Validator: acceptAll{}, Hostname: "gw.example",
-		Signer: &cms.Signer{Cert: gw, Key: keys["gateway"]}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Signer: signer, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		NoReports: true, Batch: 64}
 	return r
 }
