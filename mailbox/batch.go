@@ -22,6 +22,8 @@ func formatTime(t time.Time) string { return t.UTC().Format(tsLayout) }
 // a committed message failed.
 func (s *Store) writeBatch(batch []*pending) error {
 	ctx := context.Background() // one caller giving up must not abort a transaction others share
+	s.turn.acquire(ctx, true)   // never fails: the context does not end
+	defer s.turn.release()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err

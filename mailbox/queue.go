@@ -151,6 +151,10 @@ func (s *Store) queueTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("%w: store closed", ErrUnavailable)
 	default:
 	}
+	if err := s.turn.acquire(ctx, false); err != nil {
+		return classify(err)
+	}
+	defer s.turn.release()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)

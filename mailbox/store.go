@@ -17,7 +17,8 @@ import (
 type Store struct {
 	opt    Options
 	seal   *sealer
-	wdb    *sql.DB // nil when read-only
+	wdb    *sql.DB   // nil when read-only
+	turn   writeTurn // the order of acceptance and queue transactions on wdb (turn.go)
 	rdb    *sql.DB
 	reqs   chan *pending
 	closed chan struct{} // closed by Close: no new accepts
