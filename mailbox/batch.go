@@ -53,16 +53,20 @@ func (s *Store) writeBatch(batch []*pending) error {
 // insertRow writes one message, its recipients and its "accepted" event.
 func insertRow(ctx context.Context, tx *sql.Tx, led *ledger.Appender, r *row, at time.Time) error {
 	now := formatTime(at)
-	_, err := tx.ExecContext(ctx, `INSERT INTO messages
+	res, err := tx.ExecContext(ctx, `INSERT INTO messages
 		(id, sender, sender_dn, agency, via, remote_addr, received_at, accepted_at, size, digest, content_nonce, content)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.id, r.sender, r.senderDN, r.agency, r.via, r.remote, formatTime(r.receivedAt), now, r.size, r.digest, r.nonce, r.sealed)
 	if err != nil {
 		return fmt.Errorf("message %s: %w", r.id, err)
 	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("message %s: %w", r.id, err)
+	}
 	for i, rcpt := range r.recipients {
-		_, err := tx.ExecContext(ctx, `INSERT INTO recipients (message_id, ord, rcpt, updated_at) VALUES (?, ?, ?, ?)`,
-			r.id, i, rcpt, now)
+		_, err := tx.ExecContext(ctx, `INSERT INTO recipients (message_id, ord, rcpt, updated_at, msg_seq) VALUES (?, ?, ?, ?, ?)`,
+			r.id, i, rcpt, now, seq)
 		if err != nil {
 			return fmt.Errorf("message %s recipient %d: %w", r.id, i, err)
 		}

@@ -38,13 +38,16 @@ type DeliveryWork struct {
 	Decision   policy.Decision
 }
 
-// PendingDeliveries returns up to limit recipients still pending, oldest message first.
-func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]DeliveryWork, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT r.message_id, r.rcpt, m.sender, m.agency, m.received_at,
+// pendingDeliveriesQuery walks recipients_pending (migration 0010) in acceptance order.
+const pendingDeliveriesQuery = `SELECT r.message_id, r.rcpt, m.sender, m.agency, m.received_at,
 			d.result, d.reason, d.allowed, d.withheld, d.override
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		LEFT JOIN decisions d ON d.message_id = r.message_id AND d.rcpt = r.rcpt
-		WHERE r.state = ? ORDER BY m.seq, r.ord LIMIT ?`, StatePending, limit)
+		WHERE r.state = ? ORDER BY r.msg_seq, r.ord LIMIT ?`
+
+// PendingDeliveries returns up to limit recipients still pending, oldest message first.
+func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]DeliveryWork, error) {
+	rows, err := s.rdb.QueryContext(ctx, pendingDeliveriesQuery, StatePending, limit)
 	if err != nil {
 		return nil, classify(err)
 	}
