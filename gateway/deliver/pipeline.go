@@ -65,7 +65,7 @@ type Options struct {
 	Log             *slog.Logger
 	Now             func() time.Time
 	Interval        time.Duration // how often to look for work when not kicked; default 2s
-	Batch           int           // recipients taken per round; default 64
+	Batch           int           // recipients taken per round; default 256
 	// Workers is how many recipients' copies are built and sealed at once; default GOMAXPROCS.
 	// CommitBatch is the most finished steps recorded in one transaction (group commit); default 16.
 	// Workers 1 with CommitBatch 1 is the serial pipeline: seal one copy, commit it, take the next.
@@ -92,7 +92,7 @@ func New(opt Options) *Pipeline {
 		opt.Interval = 2 * time.Second
 	}
 	if opt.Batch <= 0 {
-		opt.Batch = 64
+		opt.Batch = 256
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
