@@ -233,11 +233,12 @@ func TestConcurrentDrainQueuesEachCopyOnce(t *testing.T) {
 }
 
 // BenchmarkDrain times draining a store of -drain.packages pending packages of three recipients with
-// certificates (RSA-2048 gateway signature, RSA-OAEP + AES-256-GCM to each), serial (workers=1, a
-// commit per copy, the pipeline before the worker pool), the worker pool alone (a commit per copy)
-// and the defaults (GOMAXPROCS workers, group commits of up to 16 steps), in the same run:
+// certificates (the gateway's signature by -drain.sign, RSA-2048 unless p256; RSA-OAEP + AES-256-GCM
+// to each), serial (workers=1, a commit per copy, the pipeline before the worker pool), the worker pool
+// alone (a commit per copy) and the defaults (GOMAXPROCS workers, group commits of up to 16 steps), in
+// the same run:
 //
-//	go test -run '^$' -bench BenchmarkDrain -benchtime 3x ./gateway/deliver/
+//	go test -run '^$' -bench BenchmarkDrain -benchtime 3x ./gateway/deliver/ -args -drain.sign=p256
 func BenchmarkDrain(b *testing.B) {
 	for _, c := range []struct {
 		name                 string
