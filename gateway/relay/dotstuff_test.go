@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/textproto"
 	"slices"
@@ -87,5 +88,26 @@ func TestRefusedAtTheEndOfTheData(t *testing.T) {
 	}
 	if !slices.Contains(delivered, "bob@council.test") || slices.Contains(delivered, "late@council.test") {
 		t.Errorf("the MTA kept messages for %v", delivered)
+	}
+}
+
+// TestOneConnectionForSeveralBatches: a worker keeps its session from one batch to the next while
+// there is work, instead of connecting (and shaking hands) again for every batch.
+func TestOneConnectionForSeveralBatches(t *testing.T) {
+	r := newRig(t)
+	r.opt.MessagesPerConnection, r.opt.MaxConnections = 2, 1
+	m := startMTA(t, mtaOpts{tls: r.serverTLS()})
+	r.mx(m)
+	for i := range 5 {
+		r.enqueue(t, fmt.Sprintf("bob%d@council.test", i))
+	}
+	r.flush(t, r.relay(t))
+	if n := len(m.messages()); n != 5 {
+		t.Fatalf("the MTA got %d messages, want 5", n)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.conns) != 1 {
+		t.Errorf("%d connections for 3 batches of one worker, want 1", len(m.conns))
 	}
 }

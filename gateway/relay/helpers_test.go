@@ -95,6 +95,7 @@ type mta struct {
 	answer   func(rcpt string, try int) *smtp.SMTPError
 	dataAns  func(rcpt string, data []byte) *smtp.SMTPError // the answer at the end of the data; nil accepts
 	password string                                         // when set, AUTH PLAIN with user "relay" is offered and required
+	conns    map[string]bool                                // client addresses of the connections accepted
 }
 
 type mtaOpts struct {
@@ -107,8 +108,11 @@ type mtaOpts struct {
 
 func startMTA(t testing.TB, o mtaOpts) *mta {
 	t.Helper()
-	m := &mta{tries: map[string]int{}, answer: o.answer, dataAns: o.dataAns, password: o.password}
+	m := &mta{tries: map[string]int{}, answer: o.answer, dataAns: o.dataAns, password: o.password, conns: map[string]bool{}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		m.mu.Lock()
+		m.conns[c.Conn().RemoteAddr().String()] = true // go-smtp starts a new session after STARTTLS
+		m.mu.Unlock()
 		return &mtaSession{m: m, c: c}, nil
 	}))
 	srv.Domain = "mx.test"

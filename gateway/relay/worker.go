@@ -22,6 +22,8 @@ func (r *Relay) work(ctx context.Context, domain string, dest destination) {
 		}
 	}()
 	var down *failure // the destination could not be reached: every later entry of this worker fares alike
+	var s *session    // kept from batch to batch while there is work: one connection, not one per batch
+	defer func() { s.close() }()
 	for ctx.Err() == nil {
 		batch, err := r.q.Claim(ctx, mailbox.ClaimOptions{Domain: domain, Limit: r.opt.MessagesPerConnection,
 			Now: r.opt.Now(), Lease: r.opt.Lease})
@@ -34,19 +36,33 @@ func (r *Relay) work(ctx context.Context, domain string, dest destination) {
 		if len(batch) == 0 {
 			return
 		}
-		down = r.sendBatch(ctx, domain, dest.route, batch, down)
+		down = r.sendBatch(ctx, domain, dest.route, batch, down, &s)
 	}
 }
 
 // sendBatch attempts every entry of batch and returns the destination failure, if one was met.
-func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch []*mailbox.Claimed, down *failure) *failure {
+// *sp is the worker's session: used if still sound, replaced when it breaks, and given up when the
+// batch's watchdog closed it.
+func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch []*mailbox.Claimed, down *failure, sp **session) *failure {
 	rec := &recorder{r: r, ctx: context.WithoutCancel(ctx)} // outcomes are recorded even while shutting down
 	defer rec.flush()
 	claimed := time.Now()
 	g := r.watch(ctx)
 	defer g.stop()
-	var s *session
-	defer func() { s.close() }()
+	s := *sp
+	defer func() {
+		if g.fired() && s != nil {
+			s.broken = true // the watchdog closed its connection
+		}
+		if s != nil && s.broken {
+			s.close()
+			s = nil
+		}
+		*sp = s
+	}()
+	if s != nil {
+		g.set(s.raw)
+	}
 	for i, c := range batch {
 		rec.flushIfDue()
 		if g.fired() || ctx.Err() != nil || time.Since(claimed)+r.opt.attemptBudget() >= r.opt.Lease-leaseMargin(r.opt.Lease) {
