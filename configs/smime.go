@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"cafgate/certs/pemfile"
 )
 
 // resolveSMIME makes the signing and escrow files absolute against dir.
@@ -107,7 +109,7 @@ func (c *Config) validateSigning(file string) Problems {
 	if err := CheckSigningCert(sign, enc, time.Now()); err != nil {
 		bad("smime.sign_cert_file", "%s: %v", sc.SignCertFile, err)
 	}
-	key, err := ReadPEMKey(sc.SignKeyFile)
+	key, err := pemfile.LoadKey(sc.SignKeyFile)
 	if err != nil {
 		bad("smime.sign_key_file", "%v", err)
 	} else if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(sign.PublicKey) {
@@ -208,42 +210,6 @@ func ReadPEMCert(path string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
 	}
 	return cert, nil
-}
-
-// ReadPEMKey reads a PEM private key: PKCS#8, or SEC 1 (EC PRIVATE KEY) or PKCS#1 (RSA PRIVATE KEY).
-func ReadPEMKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", path, errText(err))
-	}
-	var blk *pem.Block
-	for {
-		if blk, data = pem.Decode(data); blk == nil || strings.HasSuffix(blk.Type, "PRIVATE KEY") {
-			break
-		}
-	}
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no PEM PRIVATE KEY block", path)
-	}
-	var k any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: %s is not a private key format the gateway reads (PKCS#8, SEC 1 or PKCS#1)", path, blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: the key does not parse: %v", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: a %T key cannot sign", path, k)
-	}
-	return s, nil
 }
 
 // LoadEscrowCert reads the first certificate of a PEM file and checks it can be encrypted to at now:

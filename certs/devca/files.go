@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"cafgate/certs/pemfile"
 )
 
 // writeFileAtomic writes data to path with mode perm: a temporary file in the same directory, fsynced,
@@ -70,7 +72,7 @@ func readKeyPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, er
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := readKey(keyPath)
+	key, err := pemfile.LoadKey(keyPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,36 +96,6 @@ func readCert(path string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cert, nil
-}
-
-func readKey(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var k any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: unexpected PEM block %q", path, blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: key type %T cannot sign", path, k)
-	}
-	return s, nil
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

@@ -1,0 +1,53 @@
+// Package pemfile reads private keys from PEM files, for the configuration checks and the development CA.
+package pemfile
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// LoadKey reads the first PEM private key of a file: PKCS#8, or SEC 1 (EC PRIVATE KEY) or PKCS#1
+// (RSA PRIVATE KEY); other blocks before it (a certificate) are skipped. It must be able to sign.
+func LoadKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the path is said once
+		}
+		return nil, fmt.Errorf("cannot read %s: %v", path, err)
+	}
+	var blk *pem.Block
+	for {
+		if blk, data = pem.Decode(data); blk == nil || strings.HasSuffix(blk.Type, "PRIVATE KEY") {
+			break
+		}
+	}
+	if blk == nil {
+		return nil, fmt.Errorf("%s holds no PEM PRIVATE KEY block", path)
+	}
+	var k any
+	switch blk.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(blk.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: %s is not a private key format the gateway reads (PKCS#8, SEC 1 or PKCS#1)", path, blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: the key does not parse: %v", path, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: a %T key cannot sign", path, k)
+	}
+	return s, nil
+}
