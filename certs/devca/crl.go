@@ -164,12 +164,9 @@ func (ca *CA) IssueSMIMEWithCRL(dir, mail, name, crlURL string, now time.Time) (
 	if err := checkCRLURL(crlURL); err != nil {
 		return "", "", err
 	}
-	mail = strings.ToLower(mail)
-	if err := checkMail(mail); err != nil {
+	mail, err = checkSubject(mail, name)
+	if err != nil {
 		return "", "", err
-	}
-	if strings.TrimSpace(name) == "" {
-		return "", "", fmt.Errorf("devca: empty name for %s", mail)
 	}
 	certPath, keyPath = filepath.Join(dir, mail+".pem"), filepath.Join(dir, mail+".key")
 	reuse := func(c *x509.Certificate) bool {

@@ -66,12 +66,9 @@ func (ca *CA) IssueTLS(dir, name string, hosts []string, now time.Time) (certPat
 // files are reused when they hold a certificate of this CA for this mail and name, valid at now for
 // another 30 days, with its key; otherwise they are replaced.
 func (ca *CA) IssueSMIME(dir, mail, name string, now time.Time) (certPath, keyPath string, err error) {
-	mail = strings.ToLower(mail)
-	if err := checkMail(mail); err != nil {
+	mail, err = checkSubject(mail, name)
+	if err != nil {
 		return "", "", err
-	}
-	if strings.TrimSpace(name) == "" {
-		return "", "", fmt.Errorf("devca: empty name for %s", mail)
 	}
 	certPath, keyPath = filepath.Join(dir, mail+".pem"), filepath.Join(dir, mail+".key")
 	reuse := func(c *x509.Certificate) bool {
@@ -232,12 +229,9 @@ func (ca *CA) IssueSMIMESigning(dir, file, mail, name, crlURL string, now time.T
 	if err := checkFileName(file); err != nil {
 		return "", "", err
 	}
-	mail = strings.ToLower(mail)
-	if err := checkMail(mail); err != nil {
+	mail, err = checkSubject(mail, name)
+	if err != nil {
 		return "", "", err
-	}
-	if strings.TrimSpace(name) == "" {
-		return "", "", fmt.Errorf("devca: empty name for %s", mail)
 	}
 	certPath, keyPath = filepath.Join(dir, file+".pem"), filepath.Join(dir, file+".key")
 	reuse := func(c *x509.Certificate) bool {
@@ -265,4 +259,17 @@ func (ca *CA) IssueSMIMESigning(dir, file, mail, name, crlURL string, now time.T
 		return tmpl, key, nil
 	}
 	return certPath, keyPath, ca.reuseOrIssue(dir, certPath, keyPath, reuse, issue)
+}
+
+// checkSubject checks an S/MIME certificate's mail address and name and returns the address in lower
+// case.
+func checkSubject(mail, name string) (string, error) {
+	mail = strings.ToLower(mail)
+	if err := checkMail(mail); err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(name) == "" {
+		return "", fmt.Errorf("devca: empty name for %s", mail)
+	}
+	return mail, nil
 }
