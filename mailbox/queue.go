@@ -8,6 +8,7 @@ package mailbox
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -141,8 +142,24 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 	}})
 }
 
-// queueTx runs fn in one write transaction on the writer connection (BEGIN IMMEDIATE) and commits.
+// queueTx runs fn in one write transaction on the writer connection (BEGIN IMMEDIATE) and commits,
+// durably (synchronous=FULL: the log is on the disk before it returns).
 func (s *Store) queueTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, true, fn)
+}
+
+// lazyTx is queueTx for what a power failure may lose without harm (the relay's claims, outcomes
+// that tell nobody anything): committed with synchronous=NORMAL, so it waits for no fsync. SQLite's
+// log is written in order, so such a transaction is on the disk at the next durable commit (or log
+// checkpoint) at the latest, and an operating-system crash or power failure can lose only the last
+// of them, never a durable one or anything after it: a ledger checkpoint is stored durably before it
+// is signed into the checkpoint file, so no signed checkpoint covers an event that could be lost. A
+// process crash (kill -9) loses nothing: the log is written before the commit returns.
+func (s *Store) lazyTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, false, fn)
+}
+
+func (s *Store) writeTx(ctx context.Context, durable bool, fn func(tx *sql.Tx) error) error {
 	if s.wdb == nil {
 		return fmt.Errorf("%w: store opened read-only", ErrUnavailable)
 	}
@@ -155,7 +172,25 @@ func (s *Store) queueTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return classify(err)
 	}
 	defer s.turn.release()
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return classify(err)
+	}
+	defer conn.Close()
+	if !durable {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			return classify(err)
+		}
+		defer func() {
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+				// Never hand a connection that does not wait for the disk to a durable commit: this
+				// one is closed, and the pool opens a fresh one (synchronous=FULL from its DSN).
+				s.opt.Log.Error("mailbox: restoring synchronous=FULL failed; reopening the writer connection", "err", err)
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
 	}

@@ -54,7 +54,9 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 	type sealedContent struct{ nonce, sealed []byte }
 	var out []*Claimed
 	var contents []sealedContent
-	err := s.queueTx(ctx, func(tx *sql.Tx) error {
+	// A claim is a lease, not a fact: lost to a power failure, its entries are due again at once, as
+	// they would be once the lease lapsed (lazyTx).
+	err := s.lazyTx(ctx, func(tx *sql.Tx) error {
 		out, contents = nil, nil
 		q := `SELECT ` + queueColumns + `, lease, content_nonce, content FROM queue
 			WHERE state IN ('queued', 'sending') AND next_attempt_at <= ?`

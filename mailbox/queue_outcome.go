@@ -63,7 +63,16 @@ func (s *Store) recordOne(ctx context.Context, r QueueResult) error {
 // unavailable), which records none of them.
 func (s *Store) RecordOutcomes(ctx context.Context, results []QueueResult) (errs []error, err error) {
 	errs = make([]error, len(results))
-	err = s.queueTx(ctx, func(tx *sql.Tx) error {
+	// Outcomes that queue a report to the sender are stored durably before it can be sent; the others
+	// tell nobody anything yet, and one lost to a power failure is an attempt made again (the
+	// documented duplicate, with the same Message-ID), so they do not wait for the disk (lazyTx).
+	tx := s.lazyTx
+	for _, r := range results {
+		if r.Outcome.Notice != nil {
+			tx = s.queueTx
+		}
+	}
+	err = tx(ctx, func(tx *sql.Tx) error {
 		for i := range results {
 			errs[i] = nil
 			r := results[i]
