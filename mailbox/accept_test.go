@@ -6,6 +6,8 @@ package mailbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,6 +317,37 @@ func TestInvalidRefused(t *testing.T) {
 	}
 	if n := count(t, s.rdb, `SELECT count(*) FROM messages`); n != 0 {
 		t.Fatalf("%d stored", n)
+	}
+}
+
+// TestDigestTakenOrChecked: a zero digest is taken by the store from the content it seals (and read
+// back intact); a given one is checked, on the small path and on the large one that hashes beside
+// the seal.
+func TestDigestTakenOrChecked(t *testing.T) {
+	s := openTest(t, testOpts(t))
+	ctx := context.Background()
+	for _, size := range []int{100, parallelSealBytes + 1} {
+		content := bytes.Repeat([]byte("x"), size)
+		m := msg(fmt.Sprint("taken-", size), content)
+		m.Digest = [32]byte{}
+		if err := s.Accept(ctx, m); err != nil {
+			t.Fatalf("%d bytes, no digest: %v", size, err)
+		}
+		if m.Digest != sha256.Sum256(content) {
+			t.Fatalf("%d bytes: Incoming.Digest not set to the content's", size)
+		}
+		got, err := s.Message(ctx, m.ID)
+		if err != nil || !bytes.Equal(got.Content, content) || got.Digest != hex.EncodeToString(m.Digest[:]) {
+			t.Fatalf("%d bytes read back: %v", size, err)
+		}
+		bad := msg(fmt.Sprint("bad-", size), content)
+		bad.Digest[31] ^= 1
+		if err := s.Accept(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%d bytes, wrong digest: %v, want ErrInvalid", size, err)
+		}
+	}
+	if n := count(t, s.rdb, `SELECT count(*) FROM messages`); n != 2 {
+		t.Fatalf("%d stored, want the 2 without a digest", n)
 	}
 }
 

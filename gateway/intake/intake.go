@@ -5,7 +5,6 @@ package intake
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"strings"
@@ -192,8 +191,7 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		Via:        s.Client.Via,
 		RemoteAddr: s.Client.RemoteAddr,
 		ReceivedAt: at,
-		Digest:     sha256.Sum256(s.Content),
-		Content:    s.Content,
+		Content:    s.Content, // Digest left zero: the store takes it from the bytes it seals
 	}
 	if changesEpisode(p) {
 		// Operations, consent, decisions and the package: one transaction (episodeops.go).
