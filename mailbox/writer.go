@@ -87,11 +87,14 @@ func (s *Store) answer(batch []*pending, err error) {
 		s.opt.Log.Warn("mailbox commit failed", "size", len(batch), "err", err)
 	} else {
 		s.batches.Add(1)
+		written := 0
 		for _, p := range batch {
 			if p.row != nil { // not the lone ledger events
 				s.messages.Add(1)
+				written += len(p.row.sealed)
 			}
 		}
+		s.committed(written)
 	}
 	for _, p := range batch {
 		p.done <- err
