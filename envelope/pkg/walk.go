@@ -140,10 +140,11 @@ func (e *entity) decoded() (io.Reader, *Error) {
 // encoded bytes, without decoding (validBase64: what it accepts, go-message's decoder, which delivery
 // uses, also decodes); quoted-printable is decoded.
 func (e *entity) checkDecodes() *Error {
-	switch strings.ToLower(strings.TrimSpace(e.header.Get("Content-Transfer-Encoding"))) {
-	case "", "7bit", "8bit", "binary":
+	cte := e.header.Get("Content-Transfer-Encoding")
+	switch {
+	case identityEncoding(cte):
 		return nil
-	case "base64":
+	case strings.EqualFold(strings.TrimSpace(cte), "base64"):
 		if !validBase64(e.body) {
 			return fieldErr(e.name, "the part's content is not correctly encoded (Content-Transfer-Encoding)")
 		}
@@ -157,6 +158,16 @@ func (e *entity) checkDecodes() *Error {
 		return fieldErr(e.name, "the part's content is not correctly encoded (Content-Transfer-Encoding)")
 	}
 	return nil
+}
+
+// identityEncoding reports a Content-Transfer-Encoding that leaves the body as it is: 7bit, 8bit,
+// binary or none.
+func identityEncoding(cte string) bool {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
 }
 
 // filename is the part's file name (Content-Disposition filename, else Content-Type name), decoded
