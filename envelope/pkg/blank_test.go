@@ -15,7 +15,7 @@ func TestIsBlankText(t *testing.T) {
 		{"", "", true},
 		{"", " \r\n\t\r\n", true},
 		{"7bit", "\r\n\r\nhello\r\n", false},
-		{"8bit", "\u00a0\r\n", true}, // no-break space is white space to bytes.TrimSpace
+		{"8bit", "\u00a0\r\n", true},  // no-break space is white space to bytes.TrimSpace
 		{"base64", "ICAg\r\n", true},  // "   "
 		{"base64", "wqA=\r\n", true},  // U+00A0
 		{"base64", "aGk=\r\n", false}, // "hi"
