@@ -168,6 +168,30 @@ func TestGroupCommitFillsBatches(t *testing.T) {
 	}
 }
 
+// TestGroupCommitBatchBytes: a batch closes at MaxBatchBytes of content, however many accepts wait.
+func TestGroupCommitBatchBytes(t *testing.T) {
+	opt := testOpts(t)
+	opt.MaxBatch = 16
+	opt.MaxBatchBytes = 3000 // two messages of 2000 bytes (sealed 2016)
+	opt.MaxDelay = 5 * time.Second
+	var mu sync.Mutex
+	var sizes []int
+	opt.testBatchHook = func(n int) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}
+	s := openTest(t, opt)
+	for i, err := range acceptAll(s, manyMessages("bytes", 12, 2000)) {
+		if err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+	}
+	if st := s.Stats(); st.Batches != 6 || st.Messages != 12 {
+		t.Fatalf("Stats = %+v (batch sizes %v), want 6 batches of 2", st, sizes)
+	}
+}
+
 func TestGroupCommitBatchesWhileWriterBusy(t *testing.T) {
 	opt := testOpts(t)
 	var once sync.Once

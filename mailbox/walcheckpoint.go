@@ -10,10 +10,11 @@
 // the log from its beginning only when a write finds every frame copied; a log that never restarts
 // grows, and appending to a growing file costs more than overwriting one. So the checkpointer repeats
 // its passes until what is left is small (catchUpFrames), then asks the writer goroutine to copy the
-// rest itself on its own connection, after it has answered its batch and before it begins the next
-// one: no commit runs beside that short checkpoint, so it finishes the log, and the next commit
-// restarts it. The write connection's own automatic checkpoint stays as a backstop at
-// writerAutoCheckpointPages.
+// rest itself on its own connection, after it has answered its batch and when no accept is waiting:
+// no commit runs beside that short checkpoint, so it finishes the log, and the next commit restarts
+// it. Under steady load there is no such pause; the write connection's own automatic checkpoint, a
+// backstop at writerAutoCheckpointPages, then finishes the log (most of it already copied). Batches
+// are also bounded in bytes (Options.MaxBatchBytes) so one transaction does not outgrow the log.
 
 package mailbox
 
@@ -34,9 +35,9 @@ const (
 	// maxPasses bounds the checkpointer's passes per wake-up.
 	maxPasses = 4
 	// writerAutoCheckpointPages is the write connection's own automatic checkpoint: a backstop.
-	writerAutoCheckpointPages = 8192 // 32 MiB of 4 KiB pages
+	writerAutoCheckpointPages = 16384 // 64 MiB of 4 KiB pages
 	// walSizeLimit is what the WAL file is truncated to when it restarts after a burst.
-	walSizeLimit = 32 << 20
+	walSizeLimit = 64 << 20
 )
 
 // walCheckpointer is the goroutine's state.
@@ -60,18 +61,33 @@ func (s *Store) startCheckpointer() error {
 	return nil
 }
 
-// committed is called by the writer goroutine after each batch it has answered, with the content
-// bytes the batch committed: it wakes the checkpointer every walKickBytes, and copies the rest of the
-// log when the checkpointer asks it to.
+// betweenBatches is called by the writer goroutine after it has answered a batch. When the
+// checkpointer has asked for the catch-up and no accept is waiting, it copies the rest of the log on
+// the write connection; when one is waiting, it takes it for the next batch instead (under steady
+// load the catch-up waits for a pause, and the 64 MiB backstop restarts the log if none comes).
+func (s *Store) betweenBatches() *pending {
+	c := s.ckpt
+	if c == nil || !c.catchUp.Load() {
+		return nil
+	}
+	select {
+	case p := <-s.reqs:
+		return p
+	default:
+	}
+	c.catchUp.Store(false)
+	if _, _, err := walCheckpoint(s.wdb); err != nil {
+		s.opt.Log.Warn("mailbox WAL catch-up checkpoint failed", "err", classify(err))
+	}
+	return nil
+}
+
+// committed is called by the writer goroutine after each commit with the content bytes it held: it
+// wakes the checkpointer every walKickBytes.
 func (s *Store) committed(bytes int) {
 	c := s.ckpt
 	if c == nil {
 		return
-	}
-	if c.catchUp.Swap(false) {
-		if _, _, err := walCheckpoint(s.wdb); err != nil {
-			s.opt.Log.Warn("mailbox WAL catch-up checkpoint failed", "err", classify(err))
-		}
 	}
 	if c.owed += int64(bytes); c.owed < walKickBytes {
 		return

@@ -9,7 +9,7 @@ import (
 )
 
 // TestWALCheckpointInBackground: the writer's commits leave the checkpoint to the background
-// checkpointer (the write connection's automatic checkpoint is only the 32 MiB backstop), and the
+// checkpointer (the write connection's automatic checkpoint is only the 64 MiB backstop), and the
 // checkpointer copies the log so that it restarts: after 12 MiB of accepts and a checkpoint begun after them,
 // the next commit finds the log emptied.
 func TestWALCheckpointInBackground(t *testing.T) {
