@@ -47,6 +47,56 @@ func (s *Store) Accept(ctx context.Context, m *Incoming) error {
 // "decisions" event and any override are written in the message's own transaction, so an accepted
 // package never lacks its decisions, even after a crash. pd nil is Accept.
 func (s *Store) AcceptDecided(ctx context.Context, m *Incoming, pd *PackageDecision) error {
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	r, err := s.prepare(m)
+	if err != nil {
+		return err
+	}
+	return s.acceptRow(ctx, m.ID, r, pd)
+}
+
+// Prepared is a message whose digest and sealed content the store is taking ahead of its commit
+// (PrepareAccept), so that the caller's own checks of the message run meanwhile.
+type Prepared struct {
+	id   string
+	done chan struct{}
+	r    *row
+	err  error
+}
+
+// PrepareAccept starts validating m, taking its digest and sealing its content in a goroutine of its
+// own, and returns at once; AcceptPrepared commits the result, Wait abandons it. It works on a copy of
+// *m: m's fields may change afterwards (AcceptPrepared stores them as they were), but the bytes of
+// m.Content must not change until Wait or AcceptPrepared has returned.
+func (s *Store) PrepareAccept(m *Incoming) *Prepared {
+	c := *m
+	p := &Prepared{id: c.ID, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.r, p.err = s.prepare(&c)
+	}()
+	return p
+}
+
+// Wait returns once the preparation has finished reading the content.
+func (p *Prepared) Wait() { <-p.done }
+
+// AcceptPrepared is AcceptDecided for a message PrepareAccept prepared.
+func (s *Store) AcceptPrepared(ctx context.Context, p *Prepared, pd *PackageDecision) error {
+	p.Wait()
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	if p.err != nil {
+		return p.err
+	}
+	return s.acceptRow(ctx, p.id, p.r, pd)
+}
+
+// writable refuses an accept the store cannot take: read-only, closed, or its context over.
+func (s *Store) writable(ctx context.Context) error {
 	if s.wdb == nil {
 		return fmt.Errorf("%w: store opened read-only", ErrUnavailable)
 	}
@@ -58,15 +108,17 @@ func (s *Store) AcceptDecided(ctx context.Context, m *Incoming, pd *PackageDecis
 		return fmt.Errorf("%w: store closed", ErrUnavailable)
 	default:
 	}
-	r, err := s.prepare(m)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// acceptRow adds the decisions to a prepared row, hands it to the writer and waits for the commit.
+func (s *Store) acceptRow(ctx context.Context, id string, r *row, pd *PackageDecision) error {
+	var err error
 	if pd != nil {
 		if len(pd.Decisions) == 0 {
-			return fmt.Errorf("%w: message %s has no decisions", ErrInvalid, m.ID)
+			return fmt.Errorf("%w: message %s has no decisions", ErrInvalid, id)
 		}
-		if r.overrideReason, err = s.sealOverride(m.ID, pd); err != nil {
+		if r.overrideReason, err = s.sealOverride(id, pd); err != nil {
 			return err
 		}
 		r.decisions = pd

@@ -505,3 +505,36 @@ func TestCloseDrainsWriter(t *testing.T) {
 		t.Fatalf("refused message stored: %v", err)
 	}
 }
+
+// TestPrepareAccept: a message prepared ahead (digest and seal in the background) is stored as it was
+// when prepared, with its decisions; one abandoned after Wait is not stored; an invalid one is refused
+// at AcceptPrepared.
+func TestPrepareAccept(t *testing.T) {
+	s := openTest(t, testOpts(t))
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("prepared "), 20000)
+	m := msg("prep-1", content)
+	m.Digest = [32]byte{}
+	p := s.PrepareAccept(m)
+	m.ID, m.Sender = "changed", "someone@else.example" // the prepared copy keeps what was given
+	if err := s.AcceptPrepared(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Message(ctx, "prep-1")
+	if err != nil || !bytes.Equal(got.Content, content) || got.Sender != "alice@agency.example" {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+	sum := sha256.Sum256(content)
+	if got.Digest != hex.EncodeToString(sum[:]) {
+		t.Fatalf("digest %s", got.Digest)
+	}
+	s.PrepareAccept(msg("prep-abandoned", body(2))).Wait()
+	bad := msg("prep-bad", body(3))
+	bad.Recipients = nil
+	if err := s.AcceptPrepared(ctx, s.PrepareAccept(bad), nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid prepared: %v, want ErrInvalid", err)
+	}
+	if n := count(t, s.rdb, `SELECT count(*) FROM messages`); n != 1 {
+		t.Fatalf("%d stored, want 1", n)
+	}
+}
