@@ -57,42 +57,51 @@ func (s *Store) AcceptDecided(ctx context.Context, m *Incoming, pd *PackageDecis
 	return s.acceptRow(ctx, m.ID, r, pd)
 }
 
-// Prepared is a message whose digest and sealed content the store is taking ahead of its commit
-// (PrepareAccept), so that the caller's own checks of the message run meanwhile.
+// Prepared is a message whose digest the store is taking ahead of its commit (PrepareAccept), so that
+// the caller's own checks of the message run meanwhile.
 type Prepared struct {
-	id   string
-	done chan struct{}
-	r    *row
-	err  error
+	m    Incoming      // a copy: the caller's fields may change afterwards
+	sum  [32]byte      // the content's SHA-256, once done is closed
+	done chan struct{} // nil: the digest is taken when the message is sealed
 }
 
-// PrepareAccept starts validating m, taking its digest and sealing its content in a goroutine of its
-// own, and returns at once; AcceptPrepared commits the result, Wait abandons it. It works on a copy of
-// *m: m's fields may change afterwards (AcceptPrepared stores them as they were), but the bytes of
-// m.Content must not change until Wait or AcceptPrepared has returned.
+// PrepareAccept starts taking the SHA-256 of m's content in a goroutine of its own (for content of
+// parallelSealBytes and more) and returns at once; AcceptPrepared then seals and commits the message
+// as it was when prepared, Wait abandons it. The bytes of m.Content must not change until Wait or
+// AcceptPrepared has returned.
 func (s *Store) PrepareAccept(m *Incoming) *Prepared {
-	c := *m
-	p := &Prepared{id: c.ID, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.r, p.err = s.prepare(&c)
-	}()
+	p := &Prepared{}
+	if m != nil { // nil is refused as a zero message by validate
+		p.m = *m
+	}
+	if len(p.m.Content) >= parallelSealBytes {
+		p.done = make(chan struct{})
+		go func() {
+			defer close(p.done)
+			p.sum = sha256.Sum256(p.m.Content)
+		}()
+	}
 	return p
 }
 
 // Wait returns once the preparation has finished reading the content.
-func (p *Prepared) Wait() { <-p.done }
+func (p *Prepared) Wait() {
+	if p.done != nil {
+		<-p.done
+	}
+}
 
 // AcceptPrepared is AcceptDecided for a message PrepareAccept prepared.
 func (s *Store) AcceptPrepared(ctx context.Context, p *Prepared, pd *PackageDecision) error {
-	p.Wait()
 	if err := s.writable(ctx); err != nil {
+		p.Wait()
 		return err
 	}
-	if p.err != nil {
-		return p.err
+	r, err := s.sealPrepared(p)
+	if err != nil {
+		return err
 	}
-	return s.acceptRow(ctx, p.id, p.r, pd)
+	return s.acceptRow(ctx, p.m.ID, r, pd)
 }
 
 // writable refuses an accept the store cannot take: read-only, closed, or its context over.
@@ -134,32 +143,39 @@ func (s *Store) acceptRow(ctx context.Context, id string, r *row, pd *PackageDec
 	return <-p.done
 }
 
-// prepare validates m, takes its content's SHA-256 and seals the content. The digest and the seal are
-// computed side by side (two cores for a large message); the digest is the store's own, from the
-// bytes it seals, so a caller cannot record a digest that does not match the stored content.
+// prepare validates m, takes its content's SHA-256 and seals the content; a zero m.Digest is set to
+// the digest taken.
 func (s *Store) prepare(m *Incoming) (*row, error) {
 	if err := validate(m); err != nil {
 		return nil, err
 	}
-	var sum [32]byte
-	var nonce, sealed []byte
-	var err error
-	if len(m.Content) >= parallelSealBytes {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			sum = sha256.Sum256(m.Content)
-		}()
-		nonce, sealed, err = s.seal.seal(m.ID, m.Content)
-		<-done
+	p := s.PrepareAccept(m)
+	r, err := s.sealPrepared(p)
+	if err == nil {
+		m.Digest = p.m.Digest
+	}
+	return r, err
+}
+
+// sealPrepared validates a prepared message, seals its content and checks (or takes) its digest. The digest
+// is taken beside the seal (two cores for a large message) and is the store's own, from the bytes it
+// seals, so a caller cannot record a digest that does not match the stored content.
+func (s *Store) sealPrepared(p *Prepared) (*row, error) {
+	m := &p.m
+	if err := validate(m); err != nil {
+		p.Wait()
+		return nil, err
+	}
+	nonce, sealed, err := s.seal.seal(m.ID, m.Content)
+	if p.done != nil {
+		<-p.done
 	} else {
-		sum = sha256.Sum256(m.Content)
-		nonce, sealed, err = s.seal.seal(m.ID, m.Content)
+		p.sum = sha256.Sum256(m.Content)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: sealing content: %w", err)
 	}
-	if err := checkDigest(m, sum); err != nil {
+	if err := checkDigest(m, p.sum); err != nil {
 		return nil, err
 	}
 	return &row{
@@ -167,7 +183,7 @@ func (s *Store) prepare(m *Incoming) (*row, error) {
 		recipients: dedupe(m.Recipients),
 		receivedAt: m.ReceivedAt.UTC(),
 		size:       len(m.Content),
-		digest:     hex.EncodeToString(sum[:]),
+		digest:     hex.EncodeToString(p.sum[:]),
 		nonce:      nonce, sealed: sealed,
 	}, nil
 }
