@@ -195,9 +195,9 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		ReceivedAt: at,
 		Content:    s.Content, // Digest left zero: the store takes it from the bytes it seals
 	}
-	// The store takes the digest and seals the content while the package is read and decided (on
-	// two cores, the seal is then off the path to the reply). A package that is refused, or that
-	// changes its episode (stored by AcceptPackage), wastes that work.
+	// The store starts taking the content's digest while the package is read and decided (on two
+	// cores it is then off the path to the reply); the seal follows in AcceptPrepared. A package
+	// that is refused, or that changes its episode (stored by AcceptPackage), wastes that hash.
 	ps, preparing := in.Store.(preparingStore)
 	var prep *mailbox.Prepared
 	if preparing {
