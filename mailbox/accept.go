@@ -157,9 +157,9 @@ func (s *Store) prepare(m *Incoming) (*row, error) {
 	return r, err
 }
 
-// sealPrepared validates a prepared message, seals its content and checks (or takes) its digest. The digest
-// is taken beside the seal (two cores for a large message) and is the store's own, from the bytes it
-// seals, so a caller cannot record a digest that does not match the stored content.
+// sealPrepared validates a prepared message, seals its content and checks (or takes) its digest. The
+// digest is taken beside the seal (two cores for a large message) and is the store's own, from the
+// bytes it seals, so a caller cannot record a digest that does not match the stored content.
 func (s *Store) sealPrepared(p *Prepared) (*row, error) {
 	m := &p.m
 	if err := validate(m); err != nil {
@@ -188,8 +188,8 @@ func (s *Store) sealPrepared(p *Prepared) (*row, error) {
 	}, nil
 }
 
-// parallelSealBytes is the content size from which prepare hashes in a goroutine of its own while it
-// seals: below it, starting the goroutine costs more than it saves.
+// parallelSealBytes is the content size from which PrepareAccept hashes in a goroutine of its own
+// (beside the seal): below it, starting the goroutine costs more than it saves.
 const parallelSealBytes = 64 << 10
 
 // checkDigest compares a digest the caller gave (m.Digest not zero) with sum, the content's; a zero
