@@ -6,6 +6,8 @@ package mailbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,6 +168,30 @@ func TestGroupCommitFillsBatches(t *testing.T) {
 	}
 }
 
+// TestGroupCommitBatchBytes: a batch closes at MaxBatchBytes of content, however many accepts wait.
+func TestGroupCommitBatchBytes(t *testing.T) {
+	opt := testOpts(t)
+	opt.MaxBatch = 16
+	opt.MaxBatchBytes = 3000 // two messages of 2000 bytes (sealed 2016)
+	opt.MaxDelay = 5 * time.Second
+	var mu sync.Mutex
+	var sizes []int
+	opt.testBatchHook = func(n int) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}
+	s := openTest(t, opt)
+	for i, err := range acceptAll(s, manyMessages("bytes", 12, 2000)) {
+		if err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+	}
+	if st := s.Stats(); st.Batches != 6 || st.Messages != 12 {
+		t.Fatalf("Stats = %+v (batch sizes %v), want 6 batches of 2", st, sizes)
+	}
+}
+
 func TestGroupCommitBatchesWhileWriterBusy(t *testing.T) {
 	opt := testOpts(t)
 	var once sync.Once
@@ -318,6 +344,37 @@ func TestInvalidRefused(t *testing.T) {
 	}
 }
 
+// TestDigestTakenOrChecked: a zero digest is taken by the store from the content it seals (and read
+// back intact); a given one is checked, on the small path and on the large one that hashes beside
+// the seal.
+func TestDigestTakenOrChecked(t *testing.T) {
+	s := openTest(t, testOpts(t))
+	ctx := context.Background()
+	for _, size := range []int{100, parallelSealBytes + 1} {
+		content := bytes.Repeat([]byte("x"), size)
+		m := msg(fmt.Sprint("taken-", size), content)
+		m.Digest = [32]byte{}
+		if err := s.Accept(ctx, m); err != nil {
+			t.Fatalf("%d bytes, no digest: %v", size, err)
+		}
+		if m.Digest != sha256.Sum256(content) {
+			t.Fatalf("%d bytes: Incoming.Digest not set to the content's", size)
+		}
+		got, err := s.Message(ctx, m.ID)
+		if err != nil || !bytes.Equal(got.Content, content) || got.Digest != hex.EncodeToString(m.Digest[:]) {
+			t.Fatalf("%d bytes read back: %v", size, err)
+		}
+		bad := msg(fmt.Sprint("bad-", size), content)
+		bad.Digest[31] ^= 1
+		if err := s.Accept(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%d bytes, wrong digest: %v, want ErrInvalid", size, err)
+		}
+	}
+	if n := count(t, s.rdb, `SELECT count(*) FROM messages`); n != 2 {
+		t.Fatalf("%d stored, want the 2 without a digest", n)
+	}
+}
+
 func TestBusyIsUnavailable(t *testing.T) {
 	opt := testOpts(t)
 	opt.BusyTimeout = 50 * time.Millisecond
@@ -446,5 +503,38 @@ func TestCloseDrainsWriter(t *testing.T) {
 	}
 	if _, err := s2.Message(context.Background(), "waiting"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused message stored: %v", err)
+	}
+}
+
+// TestPrepareAccept: a message prepared ahead (digest and seal in the background) is stored as it was
+// when prepared, with its decisions; one abandoned after Wait is not stored; an invalid one is refused
+// at AcceptPrepared.
+func TestPrepareAccept(t *testing.T) {
+	s := openTest(t, testOpts(t))
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("prepared "), 20000)
+	m := msg("prep-1", content)
+	m.Digest = [32]byte{}
+	p := s.PrepareAccept(m)
+	m.ID, m.Sender = "changed", "someone@else.example" // the prepared copy keeps what was given
+	if err := s.AcceptPrepared(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Message(ctx, "prep-1")
+	if err != nil || !bytes.Equal(got.Content, content) || got.Sender != "alice@agency.example" {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+	sum := sha256.Sum256(content)
+	if got.Digest != hex.EncodeToString(sum[:]) {
+		t.Fatalf("digest %s", got.Digest)
+	}
+	s.PrepareAccept(msg("prep-abandoned", body(2))).Wait()
+	bad := msg("prep-bad", body(3))
+	bad.Recipients = nil
+	if err := s.AcceptPrepared(ctx, s.PrepareAccept(bad), nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid prepared: %v, want ErrInvalid", err)
+	}
+	if n := count(t, s.rdb, `SELECT count(*) FROM messages`); n != 1 {
+		t.Fatalf("%d stored, want 1", n)
 	}
 }

@@ -28,6 +28,6 @@ type Incoming struct {
 	Via        string
 	RemoteAddr string
 	ReceivedAt time.Time
-	Digest     [32]byte // SHA-256 of Content
+	Digest     [32]byte // SHA-256 of Content; zero: the store takes it (and sets it here), else it checks it
 	Content    []byte
 }

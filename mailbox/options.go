@@ -17,6 +17,10 @@ type Options struct {
 	ContentKey []byte
 	// MaxBatch is the most accepts committed in one transaction. Default 64.
 	MaxBatch int
+	// MaxBatchBytes closes a batch once its messages' content reaches it (the batch's first message
+	// is taken whatever its size). Default 8 MiB: 64 messages of 1 MiB in one transaction made the
+	// log outgrow what the background checkpointer copies, and a commit wait for all 64 MiB.
+	MaxBatchBytes int
 	// MaxDelay is how long the writer waits for more accepts after taking the first one of a batch.
 	// Default 0: commit as soon as the writer is free (accepts arriving during a commit form the next batch).
 	MaxDelay time.Duration
@@ -38,6 +42,7 @@ type Options struct {
 
 const (
 	defaultMaxBatch    = 64
+	defaultBatchBytes  = 8 << 20
 	defaultBusyTimeout = 5 * time.Second
 	keySize            = 32
 )
@@ -52,6 +57,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = defaultMaxBatch
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = defaultBatchBytes
 	}
 	if o.MaxDelay < 0 {
 		o.MaxDelay = 0

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
 // dsn builds a SQLite URI filename for path with the driver parameters in params.
@@ -32,9 +32,34 @@ func commonParams(busy time.Duration) url.Values {
 	}
 }
 
+// storeWriterDriver is the driver of the Store's own write connection: SQLite's automatic checkpoint
+// is moved out of the commit path (walcheckpoint.go) by raising its threshold on every connection
+// the pool opens, and the WAL file is truncated back to walSizeLimit when it restarts.
+const storeWriterDriver = "sqlite3-cafgate-writer"
+
+func init() {
+	sql.Register(storeWriterDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d",
+			writerAutoCheckpointPages, walSizeLimit), nil)
+		return err
+	}})
+}
+
 // openWriter opens the single write connection, creating the file with mode 0600 first so the
-// database and its -wal and -shm files (which SQLite gives the same mode) are private.
+// database and its -wal and -shm files (which SQLite gives the same mode) are private. Its commits
+// run SQLite's automatic checkpoint (every 1000 pages): for the commands that write beside no
+// background checkpointer. The Store's writer is openStoreWriter.
 func openWriter(path string, busy time.Duration) (*sql.DB, error) {
+	return openWriterWith("sqlite3", path, busy)
+}
+
+// openStoreWriter opens the Store's write connection, whose commits leave the checkpoint to the
+// Store's background checkpointer (walcheckpoint.go).
+func openStoreWriter(path string, busy time.Duration) (*sql.DB, error) {
+	return openWriterWith(storeWriterDriver, path, busy)
+}
+
+func openWriterWith(driver, path string, busy time.Duration) (*sql.DB, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, err
 	}
@@ -42,7 +67,7 @@ func openWriter(path string, busy time.Duration) (*sql.DB, error) {
 	p.Set("_journal_mode", "WAL")
 	p.Set("_synchronous", "FULL")
 	p.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite3", dsn(path, p))
+	db, err := sql.Open(driver, dsn(path, p))
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +97,28 @@ func checkPragmas(db *sql.DB) error {
 		return fmt.Errorf("mailbox: database runs journal_mode=%s synchronous=%d, want wal and 2 (FULL)", mode, sync)
 	}
 	return nil
+}
+
+// openCheckpointer opens the connection the background checkpointer runs on: read-write (a
+// checkpoint writes the database file), synchronous=FULL (the checkpoint fsyncs the WAL before it
+// copies and the database file after), never used for a transaction.
+func openCheckpointer(path string, busy time.Duration) (*sql.DB, error) {
+	p := commonParams(busy)
+	p.Set("_synchronous", "FULL")
+	p.Set("mode", "rw")
+	db, err := sql.Open("sqlite3", dsn(path, p))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, classify(err)
+	}
+	return db, nil
 }
 
 // openReader opens the read pool. mode=ro makes every connection read-only at the SQLite level.

@@ -24,12 +24,15 @@ type Store struct {
 	closed chan struct{} // closed by Close: no new accepts
 	done   chan struct{} // closed when the writer goroutine has returned
 	once   sync.Once
-	led    *ledgerState // the ledger's key and checkpointer; nil when read-only
-	local  localRoute   // gateway mail for hosted mailboxes (queue_local.go)
+	led    *ledgerState     // the ledger's key and checkpointer; nil when read-only
+	cdb    *sql.DB          // the WAL checkpointer's connection; nil when read-only
+	ckpt   *walCheckpointer // nil when read-only
+	local  localRoute       // gateway mail for hosted mailboxes (queue_local.go)
 
-	batches  atomic.Uint64
-	messages atomic.Uint64
-	failed   atomic.Uint64
+	batches        atomic.Uint64
+	messages       atomic.Uint64
+	failed         atomic.Uint64
+	walCheckpoints atomic.Uint64
 }
 
 // Stats are counters since Open, for metrics and tests.
@@ -37,6 +40,8 @@ type Stats struct {
 	Batches  uint64 // transactions committed by the writer
 	Messages uint64 // messages committed
 	Failed   uint64 // accepts that the writer answered with an error
+	// WALCheckpoints counts the background checkpointer's runs (walcheckpoint.go).
+	WALCheckpoints uint64
 }
 
 // Open opens (creating if needed) the database at opt.Path, applies pending migrations in one
@@ -66,6 +71,10 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		return nil, err
 	}
 	if !opt.ReadOnly {
+		if err := s.startCheckpointer(); err != nil {
+			s.closeDBs()
+			return nil, err
+		}
 		go s.run()
 		s.startLedger()
 	}
@@ -82,7 +91,7 @@ func (s *Store) openWritable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.wdb, err = openWriter(s.opt.Path, s.opt.BusyTimeout); err != nil {
+	if s.wdb, err = openStoreWriter(s.opt.Path, s.opt.BusyTimeout); err != nil {
 		return err
 	}
 	from, to, err := migrate(ctx, s.wdb, ms)
@@ -150,7 +159,8 @@ func (s *Store) compareKeyCheck(ctx context.Context, db *sql.DB) error {
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Batches: s.batches.Load(), Messages: s.messages.Load(), Failed: s.failed.Load()}
+	return Stats{Batches: s.batches.Load(), Messages: s.messages.Load(), Failed: s.failed.Load(),
+		WALCheckpoints: s.walCheckpoints.Load()}
 }
 
 // Close stops accepting, lets the writer finish the batch it holds (those callers get the commit
@@ -160,13 +170,16 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
 		<-s.done
-		err = errors.Join(s.stopLedger(), s.closeDBs())
+		err = errors.Join(s.stopLedger(), s.stopCheckpointer(), s.closeDBs())
 	})
 	return err
 }
 
 func (s *Store) closeDBs() error {
 	var errs []error
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
+	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}

@@ -8,30 +8,48 @@ import "time"
 // run is the single writer loop; it returns after Close, having answered every accept it took.
 func (s *Store) run() {
 	defer close(s.done)
+	var next *pending // an accept taken between batches
 	for {
-		select {
-		case p := <-s.reqs:
-			if batch := s.collect(p); len(batch) > 0 {
-				s.commit(batch)
+		p := next
+		next = nil
+		if p == nil {
+			select {
+			case p = <-s.reqs:
+			case <-s.closed:
+				return
 			}
-		case <-s.closed:
-			return
+		}
+		if batch := s.collect(p); len(batch) > 0 {
+			s.commit(batch)
+			next = s.betweenBatches()
 		}
 	}
 }
 
-// collect gathers a batch starting with first. Accepts whose context ended before being taken are
-// answered with that error and left out.
+// collect gathers a batch starting with first, up to MaxBatch accepts and MaxBatchBytes of content.
+// Accepts whose context ended before being taken are answered with that error and left out.
 func (s *Store) collect(first *pending) []*pending {
 	batch := make([]*pending, 0, s.opt.MaxBatch)
 	batch = s.take(batch, first)
+	full := func() bool {
+		if len(batch) >= s.opt.MaxBatch {
+			return true
+		}
+		n := 0
+		for _, p := range batch {
+			if p.row != nil {
+				n += len(p.row.sealed)
+			}
+		}
+		return n >= s.opt.MaxBatchBytes
+	}
 	var timeout <-chan time.Time
 	if s.opt.MaxDelay > 0 {
 		t := time.NewTimer(s.opt.MaxDelay)
 		defer t.Stop()
 		timeout = t.C
 	}
-	for len(batch) < s.opt.MaxBatch {
+	for !full() {
 		if timeout == nil {
 			select {
 			case p := <-s.reqs:
@@ -87,11 +105,14 @@ func (s *Store) answer(batch []*pending, err error) {
 		s.opt.Log.Warn("mailbox commit failed", "size", len(batch), "err", err)
 	} else {
 		s.batches.Add(1)
+		written := 0
 		for _, p := range batch {
 			if p.row != nil { // not the lone ledger events
 				s.messages.Add(1)
+				written += len(p.row.sealed)
 			}
 		}
+		s.committed(written)
 	}
 	for _, p := range batch {
 		p.done <- err

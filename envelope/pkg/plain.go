@@ -1,10 +1,13 @@
 package pkg
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"path"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -175,15 +178,24 @@ func (e *entity) isBlankText() bool {
 	if e.mediaType != "text/plain" || e.isAttachment() {
 		return false
 	}
+	if identityEncoding(e.header.Get("Content-Transfer-Encoding")) {
+		return len(bytes.TrimSpace(e.body)) == 0 // no copy: a 1 MiB text is judged by its first letter
+	}
 	r, err := e.decoded()
 	if err != nil {
 		return false
 	}
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(r); err != nil {
-		return false
+	// Decoded a rune at a time, stopping at the first that is not white space (bytes.TrimSpace's test).
+	br := bufio.NewReader(r)
+	for {
+		c, _, err := br.ReadRune()
+		switch {
+		case err == io.EOF:
+			return true
+		case err != nil, !unicode.IsSpace(c):
+			return false
+		}
 	}
-	return len(bytes.TrimSpace(b.Bytes())) == 0
 }
 
 // safeName makes a part name the manifest accepts from a file name a mail client gave (or none).

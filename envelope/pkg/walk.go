@@ -135,8 +135,21 @@ func (e *entity) decoded() (io.Reader, *Error) {
 	return m.Body, nil
 }
 
-// checkDecodes reads the whole decoded body, refusing bad base64 or quoted-printable.
+// checkDecodes refuses a body whose transfer encoding does not decode: bad base64 or quoted-printable.
+// An identity encoding (7bit, 8bit, binary) always decodes. base64 is checked in one pass over the
+// encoded bytes, without decoding (validBase64: what it accepts, go-message's decoder, which delivery
+// uses, also decodes); quoted-printable is decoded.
 func (e *entity) checkDecodes() *Error {
+	cte := e.header.Get("Content-Transfer-Encoding")
+	switch {
+	case identityEncoding(cte):
+		return nil
+	case strings.EqualFold(strings.TrimSpace(cte), "base64"):
+		if !validBase64(e.body) {
+			return fieldErr(e.name, "the part's content is not correctly encoded (Content-Transfer-Encoding)")
+		}
+		return nil
+	}
 	r, err := e.decoded()
 	if err != nil {
 		return err
@@ -145,6 +158,16 @@ func (e *entity) checkDecodes() *Error {
 		return fieldErr(e.name, "the part's content is not correctly encoded (Content-Transfer-Encoding)")
 	}
 	return nil
+}
+
+// identityEncoding reports a Content-Transfer-Encoding that leaves the body as it is: 7bit, 8bit,
+// binary or none.
+func identityEncoding(cte string) bool {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
 }
 
 // filename is the part's file name (Content-Disposition filename, else Content-Type name), decoded

@@ -13,16 +13,31 @@ func CheckContent(data []byte) *fault.Error {
 	if i := bytes.IndexByte(data, 0); i >= 0 {
 		return fault.New(fault.BadMessage, "The message contains a NUL character, which mail may not carry; it was not accepted.", nil)
 	}
-	for i := 0; i < len(data); i++ {
-		switch data[i] {
-		case '\r':
-			if i+1 >= len(data) || data[i+1] != '\n' {
-				return fault.New(fault.BadMessage, "The message contains a bare carriage return (CR without LF); lines must end with CRLF. It was not accepted.", nil)
+	// A line at a time with bytes.IndexByte (vectorised): the first CR of a line must be the one just
+	// before its LF. The first fault is the one reported, as a byte-by-byte scan would.
+	for len(data) > 0 {
+		lf := bytes.IndexByte(data, '\n')
+		if lf < 0 {
+			if bytes.IndexByte(data, '\r') >= 0 {
+				return bareCR()
 			}
-			i++
-		case '\n':
-			return fault.New(fault.BadMessage, "The message contains a bare line feed (LF without CR); lines must end with CRLF. It was not accepted.", nil)
+			break
 		}
+		switch cr := bytes.IndexByte(data[:lf], '\r'); {
+		case cr < 0:
+			return bareLF()
+		case cr < lf-1:
+			return bareCR()
+		}
+		data = data[lf+1:]
 	}
 	return nil
+}
+
+func bareCR() *fault.Error {
+	return fault.New(fault.BadMessage, "The message contains a bare carriage return (CR without LF); lines must end with CRLF. It was not accepted.", nil)
+}
+
+func bareLF() *fault.Error {
+	return fault.New(fault.BadMessage, "The message contains a bare line feed (LF without CR); lines must end with CRLF. It was not accepted.", nil)
 }

@@ -5,7 +5,6 @@ package intake
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"strings"
@@ -22,6 +21,12 @@ type Store interface {
 	// Accept commits the message durably (content fsynced, transaction committed) and returns
 	// only then. Errors wrap mailbox.ErrFull or mailbox.ErrUnavailable where they apply.
 	Accept(ctx context.Context, m *mailbox.Incoming) error
+}
+
+// preparingStore is a store that seals a message while the intake checks it (mailbox.Store).
+type preparingStore interface {
+	PrepareAccept(m *mailbox.Incoming) *mailbox.Prepared
+	AcceptPrepared(ctx context.Context, p *mailbox.Prepared, pd *mailbox.PackageDecision) error
 }
 
 // Client describes where a request came from, for logs and limits.
@@ -177,10 +182,6 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 	if IsMDN(s.Content) {
 		return in.acceptMDN(ctx, s) // a read receipt, not a package (mdn.go)
 	}
-	p, ferr := in.readPackage(s)
-	if ferr != nil {
-		return "", in.logged(ferr, s.Client, "data")
-	}
 	at := in.Now().UTC()
 	id := fault.NewID()
 	m := &mailbox.Incoming{
@@ -192,8 +193,20 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		Via:        s.Client.Via,
 		RemoteAddr: s.Client.RemoteAddr,
 		ReceivedAt: at,
-		Digest:     sha256.Sum256(s.Content),
-		Content:    s.Content,
+		Content:    s.Content, // Digest left zero: the store takes it from the bytes it seals
+	}
+	// The store starts taking the content's digest while the package is read and decided (on two
+	// cores it is then off the path to the reply); the seal follows in AcceptPrepared. A package
+	// that is refused, or that changes its episode (stored by AcceptPackage), wastes that hash.
+	ps, preparing := in.Store.(preparingStore)
+	var prep *mailbox.Prepared
+	if preparing {
+		prep = ps.PrepareAccept(m)
+		defer prep.Wait() // the content's bytes go back to the front door when Accept returns
+	}
+	p, ferr := in.readPackage(s)
+	if ferr != nil {
+		return "", in.logged(ferr, s.Client, "data")
 	}
 	if changesEpisode(p) {
 		// Operations, consent, decisions and the package: one transaction (episodeops.go).
@@ -206,7 +219,13 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 			return "", in.logged(ferr, s.Client, "data")
 		}
 		// The package and its decisions are one transaction.
-		if err := in.acceptDecided(ctx, m, pd); err != nil {
+		var err error
+		if preparing {
+			err = ps.AcceptPrepared(ctx, prep, pd)
+		} else {
+			err = in.acceptDecided(ctx, m, pd)
+		}
+		if err != nil {
 			return "", in.logged(storeFault(err), s.Client, "data")
 		}
 	}

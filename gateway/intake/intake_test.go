@@ -3,7 +3,6 @@ package intake
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -200,7 +199,8 @@ func TestAccept(t *testing.T) {
 		t.Fatalf("accept: %q %v", id, err)
 	}
 	m := s.got[0]
-	if m.ID != id || m.Digest != sha256.Sum256(body) || m.Recipients[0] != "bob@health.test" || m.Sender != ann.Mail {
+	// The digest is left to the store, which takes it from the bytes it seals.
+	if m.ID != id || m.Digest != ([32]byte{}) || !bytes.Equal(m.Content, body) || m.Recipients[0] != "bob@health.test" || m.Sender != ann.Mail {
 		t.Fatalf("stored %+v", m)
 	}
 	if dec.recorded[id] == nil || dec.pkgs[0].EpisodeRef != "CAF-2026-000001" || len(dec.pkgs[0].Sections) != 6 {
@@ -265,6 +265,21 @@ func TestCheckContent(t *testing.T) {
 		err := CheckContent([]byte(bad))
 		if err == nil || err.Kind != fault.BadMessage {
 			t.Errorf("%q: %v, want BadMessage", bad, err)
+		}
+	}
+}
+
+// TestCheckContentFirstFault: the sentence names the first fault, as a byte-by-byte scan would.
+func TestCheckContentFirstFault(t *testing.T) {
+	for bad, want := range map[string]string{
+		"a\rb\n":         "bare carriage return",
+		"a\nb\r":         "bare line feed",
+		"ok\r\na\r\rb\n": "bare carriage return",
+		"ok\r\n\n\r":     "bare line feed",
+		"ok\r\nend\r":    "bare carriage return",
+	} {
+		if err := CheckContent([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", bad, err, want)
 		}
 	}
 }

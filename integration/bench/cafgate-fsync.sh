@@ -26,13 +26,15 @@ wait "$st" 2>/dev/null || true
 
 # One pass over the trace in order: remember the last TCP read, the first completed fsync/fdatasync
 # after it, and the first TCP write after that sync; a TCP write between the read and the sync fails.
+# A sync before the first TCP read (the store's background WAL checkpointer, the ledger) is no evidence
+# and is passed over.
 awk '
 	function tcp(s) { return s ~ /<TCP:\[/ }
 	/ (read|write)\(/ && !tcp($0) { next }
 	!synced && / read\(/ && / = [1-9][0-9]*$/ { lastread = $0; wrote_before = "" }
 	!synced && / write\(/ && lastread != "" { wrote_before = $0 }
-	!synced && /(fsync|fdatasync)\(/ && / = 0$/ { sync = $0; synced = 1; next }
-	!synced && /(fsync|fdatasync)\(/ && /unfinished/ { pending[$1] = $0 }
+	!synced && lastread != "" && /(fsync|fdatasync)\(/ && / = 0$/ { sync = $0; synced = 1; next }
+	!synced && lastread != "" && /(fsync|fdatasync)\(/ && /unfinished/ { pending[$1] = $0 }
 	!synced && /<\.\.\. (fsync|fdatasync) resumed>/ && / = 0$/ && ($1 in pending) {
 		sync = pending[$1] " ... " $2 " = 0"; synced = 1; next
 	}
