@@ -51,14 +51,13 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 	if opt.Lease <= 0 {
 		opt.Lease = DefaultLease
 	}
-	type sealedContent struct{ nonce, sealed []byte }
 	var out []*Claimed
-	var contents []sealedContent
 	// A claim is a lease, not a fact: lost to a power failure, its entries are due again at once, as
-	// they would be once the lease lapsed (lazyTx).
+	// they would be once the lease lapsed (lazyTx). It holds the writer only for the small rows; the
+	// content (up to megabytes an entry) is read after it, on a reader: it never changes once queued.
 	err := s.lazyTx(ctx, func(tx *sql.Tx) error {
-		out, contents = nil, nil
-		q := `SELECT ` + queueColumns + `, lease, content_nonce, content FROM queue
+		out = nil
+		q := `SELECT ` + queueColumns + `, lease FROM queue
 			WHERE state IN ('queued', 'sending') AND next_attempt_at <= ?`
 		args := []any{formatTime(opt.Now)}
 		if opt.Domain != "" {
@@ -71,12 +70,11 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 		}
 		for rows.Next() {
 			c := &Claimed{}
-			var sc sealedContent
-			if err := scanQueueEntry(rows, &c.QueueEntry, &c.Lease.Token, &sc.nonce, &sc.sealed); err != nil {
+			if err := scanQueueEntry(rows, &c.QueueEntry, &c.Lease.Token); err != nil {
 				rows.Close()
 				return err
 			}
-			out, contents = append(out, c), append(contents, sc)
+			out = append(out, c)
 		}
 		if err := rows.Err(); err != nil {
 			rows.Close()
@@ -95,12 +93,18 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range out {
-		if contents[i].sealed == nil {
+	for _, c := range out {
+		var nonce, sealed []byte
+		err := s.rdb.QueryRowContext(ctx, `SELECT content_nonce, content FROM queue WHERE id = ?`, c.ID).Scan(&nonce, &sealed)
+		switch {
+		case err != nil:
+			// Claimed but not readable now (the store is failing): the lease lapses and it is tried again.
+			return nil, classify(err)
+		case sealed == nil:
 			c.ContentErr = fmt.Errorf("%w: queue entry %s has no stored content", ErrCorrupt, c.ID)
 			continue
 		}
-		c.Content, c.ContentErr = s.seal.openQueue(c.ID, contents[i].nonce, contents[i].sealed)
+		c.Content, c.ContentErr = s.seal.openQueue(c.ID, nonce, sealed)
 		if c.ContentErr == nil && len(c.Content) != c.Size {
 			c.Content, c.ContentErr = nil, fmt.Errorf("%w: queue entry %s content size differs", ErrCorrupt, c.ID)
 		}

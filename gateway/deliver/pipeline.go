@@ -237,22 +237,45 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 		close(steps)
 	}()
 	for step := range steps {
-		batch := []mailbox.DeliveryStep{step}
-	more:
-		for len(batch) < p.opt.CommitBatch {
-			select {
-			case s, ok := <-steps:
-				if !ok {
-					break more
-				}
-				batch = append(batch, s)
-			default:
-				break more
-			}
-		}
+		batch := gather(step, steps, p.opt.CommitBatch, commitBatchBytes)
 		queued = p.commit(ctx, batch) || queued
 	}
 	return queued
+}
+
+// commitBatchBytes ends a group commit early: sixteen 1 MiB packages' copies in one transaction held
+// the store's writer for the time of writing tens of megabytes, while acceptances and the relay waited.
+const commitBatchBytes = 8 << 20
+
+// gather is first and the steps already waiting in steps, up to n of them or about maxBytes.
+func gather(first mailbox.DeliveryStep, steps <-chan mailbox.DeliveryStep, n, maxBytes int) []mailbox.DeliveryStep {
+	batch := []mailbox.DeliveryStep{first}
+	size := stepBytes(first)
+	for len(batch) < n && size < maxBytes {
+		select {
+		case s, ok := <-steps:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, s)
+			size += stepBytes(s)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// stepBytes is about what recording step writes: its copies' content.
+func stepBytes(step mailbox.DeliveryStep) int {
+	n := 0
+	for _, o := range step.Outbound {
+		n += len(o.Content)
+	}
+	if step.Hosted != nil {
+		n += len(step.Hosted.Content)
+	}
+	return n
 }
 
 // commit records batch in one transaction; if that fails, each step on its own, so that one step the

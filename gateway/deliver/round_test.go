@@ -85,3 +85,31 @@ func TestParsedPackagesLetGo(t *testing.T) {
 		t.Errorf("%d entries left after every recipient was done", len(c.m))
 	}
 }
+
+// TestGatherCapsAGroupByCountAndBytes: a group commit takes the steps already waiting, up to the count,
+// and stops once it holds about the byte budget, so a few large copies make a group of their own.
+func TestGatherCapsAGroupByCountAndBytes(t *testing.T) {
+	step := func(n int) mailbox.DeliveryStep {
+		return mailbox.DeliveryStep{Outbound: []*mailbox.Outbound{{Content: make([]byte, n)}}}
+	}
+	ch := make(chan mailbox.DeliveryStep, 10)
+	for range 5 {
+		ch <- step(100)
+	}
+	if got := len(gather(step(100), ch, 4, 1<<20)); got != 4 {
+		t.Errorf("count cap: a group of %d, want 4", got)
+	}
+	if got := len(gather(step(100), ch, 16, 1<<20)); got != 3 { // the 2 left waiting, and no wait for more
+		t.Errorf("what was waiting: a group of %d, want 3", got)
+	}
+	for range 5 {
+		ch <- step(3 << 20)
+	}
+	if got := len(gather(step(3<<20), ch, 16, 8<<20)); got != 3 { // 9 MiB reached with the third
+		t.Errorf("byte cap: a group of %d, want 3", got)
+	}
+	close(ch)
+	if got := len(gather(step(1), ch, 16, 32<<20)); got != 4 { // the 3 left, then the closed channel
+		t.Errorf("closed channel: a group of %d, want 4", got)
+	}
+}
