@@ -3,8 +3,10 @@ package main
 import (
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -52,4 +54,28 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// TestGCDefaults: GOGC 400 and a 1 GiB soft memory limit unless the environment sets its own.
+func TestGCDefaults(t *testing.T) {
+	oldPct, oldLim := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(oldPct); debug.SetMemoryLimit(oldLim) })
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	gcDefaults()
+	if p := debug.SetGCPercent(100); p != 400 {
+		t.Errorf("GOGC unset: percent %d, want 400", p)
+	}
+	if l := debug.SetMemoryLimit(math.MaxInt64); l != 1<<30 {
+		t.Errorf("GOMEMLIMIT unset: limit %d, want 1 GiB", l)
+	}
+	t.Setenv("GOGC", "100")
+	t.Setenv("GOMEMLIMIT", "2GiB")
+	gcDefaults()
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Errorf("GOGC set: percent changed to %d", p)
+	}
+	if l := debug.SetMemoryLimit(math.MaxInt64); l != math.MaxInt64 {
+		t.Errorf("GOMEMLIMIT set: limit changed to %d", l)
+	}
 }

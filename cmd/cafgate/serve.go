@@ -47,6 +47,7 @@ func serve(cfg *configs.Config, logOut io.Writer, listeners map[string]net.Liste
 	log := newLogger(cfg.Log, logOut)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	gcDefaults()
 	stopDebug, err := startDebug(log)
 	if err != nil {
 		return err
