@@ -47,6 +47,7 @@ const pendingDeliveriesQuery = `SELECT r.message_id, r.rcpt, m.sender, m.agency,
 
 // PendingDeliveries returns up to limit recipients still pending, oldest message first.
 func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]DeliveryWork, error) {
+	ctx = uncancelled(ctx)
 	rows, err := s.rdb.QueryContext(ctx, pendingDeliveriesQuery, StatePending, limit)
 	if err != nil {
 		return nil, classify(err)
@@ -101,6 +102,7 @@ type DeliveryStep struct {
 // FinishDelivery commits step in one transaction. A recipient no longer pending (another worker, or a
 // run before a crash, got there first) makes it a no-op that reports done=false.
 func (s *Store) FinishDelivery(ctx context.Context, step DeliveryStep) (done bool, err error) {
+	ctx = uncancelled(ctx)
 	err = s.queueTx(ctx, func(tx *sql.Tx) error {
 		done, err = s.finishStepTx(ctx, tx, step)
 		return err
@@ -112,6 +114,7 @@ func (s *Store) FinishDelivery(ctx context.Context, step DeliveryStep) (done boo
 // all of them), each exactly as FinishDelivery would; done[i] is step i's done. On error nothing of
 // any step is stored (all stay pending) and done is all false: the caller may try them one by one.
 func (s *Store) FinishDeliveries(ctx context.Context, steps []DeliveryStep) (done []bool, err error) {
+	ctx = uncancelled(ctx)
 	done = make([]bool, len(steps))
 	err = s.queueTx(ctx, func(tx *sql.Tx) error {
 		for i, step := range steps {

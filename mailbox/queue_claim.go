@@ -45,6 +45,7 @@ type Claimed struct {
 // Claim takes up to opt.Limit due entries (queued and due, or sending with a lapsed lease), oldest due
 // first, marks them sending until opt.Now+opt.Lease, and returns them with their content.
 func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error) {
+	ctx = uncancelled(ctx)
 	if opt.Limit <= 0 {
 		opt.Limit = 1
 	}
@@ -136,6 +137,7 @@ func (s *Store) markSending(ctx context.Context, tx *sql.Tx, c *Claimed, opt Cla
 // Unclaim gives a claimed entry back unattempted (the worker stopped before sending it): it is due at
 // at, its attempt count unchanged. No ledger event: nothing happened to it.
 func (s *Store) Unclaim(ctx context.Context, l Lease, at time.Time) error {
+	ctx = uncancelled(ctx)
 	return s.queueTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE queue SET state = 'queued', next_attempt_at = ?, updated_at = ?
 			WHERE id = ? AND state = 'sending' AND lease = ?`, formatTime(at), formatTime(at), l.ID, l.Token)

@@ -62,6 +62,7 @@ func (s *Store) recordOne(ctx context.Context, r QueueResult) error {
 // nothing of it written and the others recorded; err is a failure of the whole transaction (full,
 // unavailable), which records none of them.
 func (s *Store) RecordOutcomes(ctx context.Context, results []QueueResult) (errs []error, err error) {
+	ctx = uncancelled(ctx)
 	errs = make([]error, len(results))
 	// Outcomes that queue a report to the sender are stored durably before it can be sent; the others
 	// tell nobody anything yet, and one lost to a power failure is an attempt made again (the

@@ -49,6 +49,7 @@ const summaryColumns = `m.seq, m.id, m.sender, m.sender_dn, m.agency, m.via, m.r
 // Message returns the message with id, decrypted. It wraps ErrNotFound when there is none and
 // ErrCorrupt when the content does not authenticate or does not match its digest or size.
 func (s *Store) Message(ctx context.Context, id string) (*Stored, error) {
+	ctx = uncancelled(ctx)
 	row := s.rdb.QueryRowContext(ctx, `SELECT `+summaryColumns+`, m.content_nonce, m.content
 		FROM messages m WHERE m.id = ?`, id)
 	var st Stored

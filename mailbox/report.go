@@ -49,6 +49,7 @@ func openReportTx(ctx context.Context, tx *sql.Tx, messageID string, at time.Tim
 // SendReports sends the reports that are due and returns how many it sent. A failure to build or
 // store one report leaves it due (it is tried again next time) and is returned after the others.
 func (s *Store) SendReports(ctx context.Context, opt ReportOptions) (int, error) {
+	ctx = uncancelled(ctx)
 	if opt.Deadline <= 0 {
 		opt.Deadline = time.Hour
 	}
