@@ -111,3 +111,63 @@ func TestOneConnectionForSeveralBatches(t *testing.T) {
 		t.Errorf("%d connections for 3 batches of one worker, want 1", len(m.conns))
 	}
 }
+
+// TestPipelinedAndOneByOne: the same answers give the same outcomes whether MAIL, RCPT and DATA go
+// in one write (the server offers PIPELINING) or one at a time, and the session carries on after each
+// refusal: a 550 and a 451 to RCPT, a 554 at the end of the data, then a delivery.
+func TestPipelinedAndOneByOne(t *testing.T) {
+	for _, one := range []bool{false, true} {
+		t.Run(fmt.Sprintf("oneByOne=%v", one), func(t *testing.T) {
+			r := newRig(t)
+			r.opt.noPipelining, r.opt.MaxConnections = one, 1
+			m := startMTA(t, mtaOpts{tls: r.serverTLS(),
+				answer: func(rcpt string, _ int) *smtp.SMTPError {
+					switch rcpt {
+					case "gone@council.test":
+						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+					case "later@council.test":
+						return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+					}
+					return nil
+				},
+				dataAns: func(rcpt string, _ []byte) *smtp.SMTPError {
+					if rcpt == "bad@council.test" {
+						return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
+					}
+					return nil
+				}})
+			r.mx(m)
+			gone, later := r.enqueue(t, "gone@council.test"), r.enqueue(t, "later@council.test")
+			bad, good := r.enqueue(t, "bad@council.test"), r.enqueue(t, "bob@council.test")
+			r.flush(t, r.relay(t))
+			for _, c := range []struct {
+				id, state, answer string
+			}{
+				{gone, mailbox.QueueFailed, "550 5.1.1 no such user"},
+				{later, mailbox.QueueQueued, "451 4.2.0 mailbox busy"},
+				{bad, mailbox.QueueFailed, "554 5.7.1 content refused"},
+			} {
+				if e := r.entry(t, c.id); e.State != c.state || e.LastAnswer != c.answer {
+					t.Errorf("entry %s: %s %q, want %s %q", c.id, e.State, e.LastAnswer, c.state, c.answer)
+				}
+			}
+			if e := r.entry(t, good); e.State != mailbox.QueueDelivered {
+				t.Errorf("the entry after the refusals: %+v", e)
+			}
+			var copies int
+			for _, g := range m.messages() {
+				if g.rcpt == "bob@council.test" && bytes.Equal(g.data, pkg("bob@council.test")) {
+					copies++
+				}
+			}
+			if copies != 1 {
+				t.Errorf("bob got %d intact copies, want 1", copies)
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if len(m.conns) != 2 { // council.test's entries, and the DSNs to the sender's agency.test
+				t.Errorf("%d connections, want 2 (one per domain): a refusal broke the session", len(m.conns))
+			}
+		})
+	}
+}

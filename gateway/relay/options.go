@@ -80,6 +80,8 @@ type Options struct {
 	Now                   func() time.Time                                                  // default time.Now
 	Rand                  func() float64                                                    // in [0, 1), for jitter; default math/rand/v2
 	Log                   *slog.Logger
+
+	noPipelining bool // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
 }
 
 const defaultLifetime = 5 * 24 * time.Hour

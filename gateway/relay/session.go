@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,8 @@ type session struct {
 	tls     string // "TLS1.3", "TLS1.2" or "none"
 	maxSize int    // the server's SIZE limit; 0 when it gives none
 	broken  bool   // the connection can no longer be used
+	// pipelining: the server offers PIPELINING (RFC 2920) and the relay may use it
+	pipelining bool
 
 	cmdTimeout, dataTimeout time.Duration // for the DATA command, and for the data and its answer
 }
@@ -68,6 +71,8 @@ func (r *Relay) openOne(ctx context.Context, t target, rt *Route) (*session, *fa
 		return nil, connectFailure(t.host, err)
 	}
 	s.maxSize, _ = s.c.MaxMessageSize()
+	s.pipelining, _ = s.c.Extension("PIPELINING")
+	s.pipelining = s.pipelining && !r.opt.noPipelining
 	if rt.Username == "" {
 		return s, nil
 	}
@@ -182,25 +187,34 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 	if ok, _ := s.c.Extension("SMTPUTF8"); opts.UTF8 && !ok {
 		return "", permf(mailbox.CauseRejected, s.host, "5.6.7", s.host+" does not accept internationalised addresses (no SMTPUTF8)")
 	}
-	if err := s.c.Mail(c.From, opts); err != nil {
-		return "", s.fail("MAIL FROM", err)
+	var answer, step string
+	var err error
+	if s.pipelining {
+		answer, step, err = s.pipelined(c.From, c.Recipient, opts, c.Content)
+	} else {
+		if err := s.c.Mail(c.From, opts); err != nil {
+			return "", s.fail("MAIL FROM", err)
+		}
+		if err := s.c.Rcpt(c.Recipient, nil); err != nil {
+			return "", s.fail("RCPT TO", err)
+		}
+		answer, step, err = s.data(c.Content)
 	}
-	if err := s.c.Rcpt(c.Recipient, nil); err != nil {
-		return "", s.fail("RCPT TO", err)
-	}
-	answer, step, err := s.data(c.Content)
 	if err != nil {
 		return "", s.fail(step, err)
 	}
 	return "250 " + strings.Join(strings.Fields(answer), " "), nil
 }
 
-// data sends DATA, then content dot-stuffed a line at a time and the final dot, and returns the
-// server's answer. It talks through a textproto.Conn of its own on the session's connection instead
-// of go-smtp's DataCommand, whose net/textproto DotWriter handles the data a byte at a time (a sixth of
-// cafgate's CPU when relaying 1 MiB copies). This is safe between go-smtp's calls: after its answer to
-// RCPT the server sends nothing until DATA, so go-smtp's reader holds nothing unread, and this reader
-// reads only up to the end of the final answer, which ends the server's turn.
+// The DATA phase is sent through a textproto.Conn of the relay's own on the session's connection
+// instead of go-smtp's DataCommand, whose net/textproto DotWriter handles the data a byte at a time (a
+// sixth of cafgate's CPU when relaying 1 MiB copies), and MAIL FROM, RCPT TO and DATA are pipelined
+// (RFC 2920) when the server offers it, which go-smtp's client does not do: two round trips per copy
+// instead of four. This is safe between go-smtp's own calls (EHLO, RSET, QUIT): the server sends
+// nothing between its answers and the next command, so go-smtp's reader holds nothing unread, and
+// these readers read only up to the end of the final answer, which ends the server's turn.
+
+// data sends DATA, then the content (body), and returns the server's answer.
 func (s *session) data(content []byte) (answer, step string, err error) {
 	tp := textproto.NewConn(s.conn) // never closed: that would close the session's connection
 	defer s.conn.SetDeadline(time.Time{})
@@ -211,6 +225,76 @@ func (s *session) data(content []byte) (answer, step string, err error) {
 	if _, _, err := tp.ReadResponse(354); err != nil {
 		return "", "DATA", protoErr(err)
 	}
+	return s.body(tp, content)
+}
+
+// pipelined sends MAIL FROM, RCPT TO and DATA in one write, reads their three answers, and then the
+// content (body). A refused MAIL or RCPT is the failure reported; should the server still take DATA,
+// an empty message is ended with the dot and its answer ignored, as RFC 2920 section 3.1 requires.
+func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content []byte) (answer, step string, err error) {
+	if strings.ContainsAny(from+rcpt, "\r\n") {
+		return "", "MAIL FROM", errors.New("an address holds a line break")
+	}
+	tp := textproto.NewConn(s.conn) // never closed: that would close the session's connection
+	defer s.conn.SetDeadline(time.Time{})
+	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
+	fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
+	if err := tp.W.Flush(); err != nil {
+		return "", "MAIL FROM", err
+	}
+	var refusedAt string
+	var refusal error
+	for _, c := range []struct {
+		step string
+		code int
+	}{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"DATA", 354}} {
+		_, _, err := tp.ReadResponse(c.code)
+		if _, answered := err.(*textproto.Error); err != nil && !answered {
+			return "", c.step, err // the connection broke
+		}
+		switch {
+		case err != nil && refusal == nil:
+			refusedAt, refusal = c.step, protoErr(err)
+		case err == nil && c.step == "DATA" && refusal != nil:
+			if _, err := tp.W.WriteString(".\r\n"); err != nil {
+				return "", c.step, err
+			}
+			if err := tp.W.Flush(); err != nil {
+				return "", c.step, err
+			}
+			if _, _, err := tp.ReadResponse(0); err != nil {
+				if _, answered := err.(*textproto.Error); !answered {
+					return "", c.step, err
+				}
+			}
+		}
+	}
+	if refusal != nil {
+		if tp.R.Buffered() > 0 {
+			s.broken = true // the server said more than its answers: the session is no longer in step
+		}
+		return "", refusedAt, refusal
+	}
+	return s.body(tp, content)
+}
+
+// mailCommand is the MAIL FROM command go-smtp's Client.Mail would send for opts.
+func (s *session) mailCommand(from string, opts *smtp.MailOptions) string {
+	cmd := "MAIL FROM:<" + from + ">"
+	if ok, _ := s.c.Extension("8BITMIME"); ok {
+		cmd += " BODY=8BITMIME"
+	}
+	if ok, _ := s.c.Extension("SIZE"); ok && opts.Size != 0 {
+		cmd += fmt.Sprintf(" SIZE=%d", opts.Size)
+	}
+	if opts.UTF8 {
+		cmd += " SMTPUTF8"
+	}
+	return cmd
+}
+
+// body sends content dot-stuffed a line at a time and the final dot, and returns the server's answer.
+func (s *session) body(tp *textproto.Conn, content []byte) (answer, step string, err error) {
 	s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
 	if err := writeDotStuffed(tp.W, content); err != nil {
 		return "", "the message data", err
