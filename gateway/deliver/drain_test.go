@@ -235,7 +235,7 @@ func TestConcurrentDrainQueuesEachCopyOnce(t *testing.T) {
 // BenchmarkDrain times draining a store of -drain.packages pending packages of three recipients with
 // certificates (the gateway's signature by -drain.sign, RSA-2048 unless p256; RSA-OAEP + AES-256-GCM
 // to each), serial (workers=1, a commit per copy, the pipeline before the worker pool), the worker pool
-// alone (a commit per copy) and the defaults (GOMAXPROCS workers, group commits of up to 16 steps), in
+// alone (a commit per copy) and the defaults (GOMAXPROCS workers, group commits of up to 64 steps), in
 // the same run:
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 3x ./gateway/deliver/ -args -drain.sign=p256

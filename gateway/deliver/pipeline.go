@@ -67,7 +67,7 @@ type Options struct {
 	Interval        time.Duration // how often to look for work when not kicked; default 2s
 	Batch           int           // recipients taken per round; default 256
 	// Workers is how many recipients' copies are built and sealed at once; default GOMAXPROCS.
-	// CommitBatch is the most finished steps recorded in one transaction (group commit); default 16.
+	// CommitBatch is the most finished steps recorded in one transaction (group commit); default 64.
 	// Workers 1 with CommitBatch 1 is the serial pipeline: seal one copy, commit it, take the next.
 	Workers     int
 	CommitBatch int
@@ -98,7 +98,7 @@ func New(opt Options) *Pipeline {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opt.CommitBatch <= 0 {
-		opt.CommitBatch = 16
+		opt.CommitBatch = 64
 	}
 	if opt.Queued == nil {
 		opt.Queued = func() {}
@@ -199,9 +199,11 @@ func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (que
 // pending" condition keeps a recipient from being served twice.
 func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
 	jobs := make(chan mailbox.DeliveryWork)
-	// Sealed copies wait here for their commit; bounded, so that large packages do not pile up in
-	// memory when the disk is slower than the workers (a worker then waits to hand its copy over).
+	// Sealed copies wait here for their commit; bounded in number and in bytes (sealedBudget), so that
+	// large packages do not pile up in memory when the store is slower than the workers (a worker then
+	// waits to hand its copy over).
 	steps := make(chan mailbox.DeliveryStep, p.opt.CommitBatch)
+	budget := newByteBudget(sealedBudget)
 	pkgs := newRoundCache(p.opt.Store, work)
 	var wg sync.WaitGroup
 	for range min(p.opt.Workers, len(work)) {
@@ -215,6 +217,7 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 					p.opt.Log.Warn("delivery: recipient left pending", "id", w.MessageID, "err", err)
 					continue
 				}
+				budget.acquire(stepBytes(step))
 				steps <- step
 			}
 		}()
@@ -239,6 +242,9 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 	for step := range steps {
 		batch := gather(step, steps, p.opt.CommitBatch, commitBatchBytes)
 		queued = p.commit(ctx, batch) || queued
+		for _, st := range batch {
+			budget.release(stepBytes(st))
+		}
 	}
 	return queued
 }
@@ -246,6 +252,39 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 // commitBatchBytes ends a group commit early: sixteen 1 MiB packages' copies in one transaction held
 // the store's writer for the time of writing tens of megabytes, while acceptances and the relay waited.
 const commitBatchBytes = 8 << 20
+
+// sealedBudget bounds the bytes of sealed copies waiting for their commit in one round.
+const sealedBudget = 64 << 20
+
+// byteBudget is a counting semaphore of bytes; a request larger than the whole budget takes all of it.
+type byteBudget struct {
+	mu         sync.Mutex
+	cond       sync.Cond
+	free, size int
+}
+
+func newByteBudget(size int) *byteBudget {
+	b := &byteBudget{free: size, size: size}
+	b.cond.L = &b.mu
+	return b
+}
+
+func (b *byteBudget) acquire(n int) {
+	n = min(n, b.size)
+	b.mu.Lock()
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	b.free += min(n, b.size)
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
 
 // gather is first and the steps already waiting in steps, up to n of them or about maxBytes.
 func gather(first mailbox.DeliveryStep, steps <-chan mailbox.DeliveryStep, n, maxBytes int) []mailbox.DeliveryStep {

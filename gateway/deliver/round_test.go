@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"cafgate/certs/validate"
 	"cafgate/mailbox"
@@ -111,5 +112,26 @@ func TestGatherCapsAGroupByCountAndBytes(t *testing.T) {
 	close(ch)
 	if got := len(gather(step(1), ch, 16, 32<<20)); got != 4 { // the 3 left, then the closed channel
 		t.Errorf("closed channel: a group of %d, want 4", got)
+	}
+}
+
+// TestByteBudget: acquiring waits while the bytes are out, a request above the whole budget takes all
+// of it, and a release lets the waiter go on.
+func TestByteBudget(t *testing.T) {
+	b := newByteBudget(100)
+	b.acquire(60)
+	b.release(60)
+	b.acquire(1000) // more than the budget: takes all of it
+	got := make(chan struct{})
+	go func() { b.acquire(1); close(got) }()
+	select {
+	case <-got:
+		t.Fatal("acquired although everything was out")
+	case <-time.After(20 * time.Millisecond):
+	}
+	b.release(1000)
+	<-got
+	if b.free != 99 {
+		t.Errorf("free %d after release, want 99", b.free)
 	}
 }
