@@ -71,10 +71,7 @@ func openWriterWith(driver, path string, busy time.Duration) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	singleConnection(db)
 	if err := checkPragmas(db); err != nil {
 		db.Close()
 		return nil, err
@@ -110,10 +107,7 @@ func openCheckpointer(path string, busy time.Duration) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	singleConnection(db)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, classify(err)
@@ -166,4 +160,12 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// singleConnection makes db a pool of one connection kept open for the life of the process.
+func singleConnection(db *sql.DB) {
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 }
