@@ -99,7 +99,11 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 		err := s.rdb.QueryRowContext(ctx, `SELECT content_nonce, content FROM queue WHERE id = ?`, c.ID).Scan(&nonce, &sealed)
 		switch {
 		case err != nil:
-			// Claimed but not readable now (the store is failing): the lease lapses and it is tried again.
+			// Claimed but not readable now (the store is failing): given back unattempted, so they are
+			// due again at once (or, should that fail too, when their leases lapse).
+			for _, u := range out {
+				s.Unclaim(ctx, u.Lease, opt.Now)
+			}
 			return nil, classify(err)
 		case sealed == nil:
 			c.ContentErr = fmt.Errorf("%w: queue entry %s has no stored content", ErrCorrupt, c.ID)
