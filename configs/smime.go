@@ -7,9 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,12 +94,12 @@ func (c *Config) validateSigning(file string) Problems {
 	if len(ps) > before || sc.CertFile == "" {
 		return ps
 	}
-	sign, err := ReadPEMCert(sc.SignCertFile)
+	sign, err := pemfile.LoadCertificate(sc.SignCertFile)
 	if err != nil {
 		bad("smime.sign_cert_file", "%v", err)
 		return ps
 	}
-	enc, err := ReadPEMCert(sc.CertFile)
+	enc, err := pemfile.LoadCertificate(sc.CertFile)
 	if err != nil {
 		bad("smime.cert_file", "%v", err)
 		return ps
@@ -190,33 +188,11 @@ func orNone(mails []string) string {
 	return strings.Join(mails, ", ")
 }
 
-// ReadPEMCert reads the first CERTIFICATE block of a PEM file.
-func ReadPEMCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", path, errText(err))
-	}
-	var blk *pem.Block
-	for {
-		if blk, data = pem.Decode(data); blk == nil || blk.Type == "CERTIFICATE" {
-			break
-		}
-	}
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
-	}
-	return cert, nil
-}
-
 // LoadEscrowCert reads the first certificate of a PEM file and checks it can be encrypted to at now:
 // not a CA, within its dates, an RSA key of 2048 bits or more or a P-256 key, key usage allowing
 // key encipherment (RSA) or key agreement (EC) when the extension is present.
 func LoadEscrowCert(path string, now time.Time) (*x509.Certificate, error) {
-	cert, err := ReadPEMCert(path)
+	cert, err := pemfile.LoadCertificate(path)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"cafgate/certs/pemfile"
 )
 
 // Files the CRL support keeps in the directory its caller names (usually the CA's own directory).
@@ -76,7 +78,7 @@ func (ca *CA) Revoke(dir string, cert *x509.Certificate, reason int, at time.Tim
 
 // RevokeFile revokes the PEM certificate at certPath (see Revoke).
 func (ca *CA) RevokeFile(dir, certPath string, reason int, at time.Time) error {
-	cert, err := readCert(certPath)
+	cert, err := pemfile.LoadCertificate(certPath)
 	if err != nil {
 		return err
 	}

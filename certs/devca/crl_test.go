@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cafgate/certs/pemfile"
 )
 
 func TestRevokeAndCRL(t *testing.T) {
@@ -113,7 +115,7 @@ func TestIssueSMIMEWithCRLReuse(t *testing.T) {
 
 func mustCert(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	c, err := readCert(path)
+	c, err := pemfile.LoadCertificate(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func writeKeyPair(certPath, keyPath string, der []byte, key crypto.Signer) error
 // readKeyPair reads a PEM certificate and a PEM private key (PKCS#8, or SEC1/PKCS#1 as written by
 // other tools) and checks that they belong together.
 func readKeyPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	cert, err := readCert(certPath)
+	cert, err := pemfile.LoadCertificate(certPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,22 +80,6 @@ func readKeyPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, er
 		return nil, nil, fmt.Errorf("%s does not hold the key of %s", keyPath, certPath)
 	}
 	return cert, key, nil
-}
-
-func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", path)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cert, nil
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"cafgate/certs/pemfile"
 )
 
 func TestIssueSMIMESigning(t *testing.T) {
@@ -52,7 +54,7 @@ func TestIssueSMIMESigning(t *testing.T) {
 	if !slices.Equal(cert.EmailAddresses, []string{"gateway@cafgate.test"}) || cert.Subject.CommonName != "cafgate gateway" {
 		t.Errorf("mail %v, name %q", cert.EmailAddresses, cert.Subject.CommonName)
 	}
-	rsa, err := readCert(rsaCert)
+	rsa, err := pemfile.LoadCertificate(rsaCert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestIssueSMIMESigning(t *testing.T) {
 	if _, _, err := ca.IssueSMIMESigning(dir, "gateway-sign@cafgate.test", "gateway@cafgate.test", "cafgate gateway", crl, now); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := readCert(certPath); c == nil || c.KeyUsage != x509.KeyUsageDigitalSignature {
+	if c, _ := pemfile.LoadCertificate(certPath); c == nil || c.KeyUsage != x509.KeyUsageDigitalSignature {
 		t.Error("an RSA pair under the signing name was kept")
 	}
 	// Reissued a month before it ends.

@@ -1,4 +1,5 @@
-// Package pemfile reads private keys from PEM files, for the configuration checks and the development CA.
+// Package pemfile reads certificates and private keys from PEM files, for the configuration checks and
+// the development CA.
 package pemfile
 
 import (
@@ -50,4 +51,29 @@ func LoadKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("%s: a %T key cannot sign", path, k)
 	}
 	return s, nil
+}
+
+// LoadCertificate reads the first CERTIFICATE block of a PEM file; other blocks before it are skipped.
+func LoadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the path is said once
+		}
+		return nil, fmt.Errorf("cannot read %s: %v", path, err)
+	}
+	var blk *pem.Block
+	for {
+		if blk, data = pem.Decode(data); blk == nil || blk.Type == "CERTIFICATE" {
+			break
+		}
+	}
+	if blk == nil {
+		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
+	}
+	return cert, nil
 }

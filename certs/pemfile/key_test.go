@@ -7,10 +7,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadKey(t *testing.T) {
@@ -47,6 +49,40 @@ func TestLoadKey(t *testing.T) {
 		"bad content": {write("g", &pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")}), "does not parse"},
 	} {
 		if _, err := LoadKey(c.path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want one saying %q", name, err, c.want)
+		}
+	}
+}
+
+func TestLoadCertificate(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(key)
+	write := func(name string, blocks ...*pem.Block) string {
+		var b []byte
+		for _, blk := range blocks {
+			b = append(b, pem.EncodeToMemory(blk)...)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if c, err := LoadCertificate(write("a", &pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}, &pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil || c.SerialNumber.Int64() != 1 {
+		t.Errorf("a certificate after a key: %v", err)
+	}
+	for name, c := range map[string]struct{ path, want string }{
+		"missing":     {filepath.Join(dir, "none"), "cannot read"},
+		"no cert":     {write("b", &pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), "no PEM CERTIFICATE"},
+		"bad content": {write("c", &pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")}), "does not parse"},
+	} {
+		if _, err := LoadCertificate(c.path); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err %v, want one saying %q", name, err, c.want)
 		}
 	}
