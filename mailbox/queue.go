@@ -123,10 +123,10 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 		conflict = " ON CONFLICT (message_id, recipient, kind, about) DO NOTHING"
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO queue (id, message_id, kind, about, env_from, recipient, domain,
-		header_message_id, state, next_attempt_at, first_queued_at, updated_at, size, content_nonce, content)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`+conflict,
+		header_message_id, state, next_attempt_at, first_queued_at, updated_at, size)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`+conflict,
 		r.id, o.MessageID, r.kind, o.About, o.From, o.Recipient, r.domain, r.headerID,
-		formatTime(r.next), formatTime(at), formatTime(at), len(o.Content), r.nonce, r.sealed)
+		formatTime(r.next), formatTime(at), formatTime(at), len(o.Content))
 	if isQueueForeignKey(err) {
 		return "", fmt.Errorf("%w: queue entry for message %s: no such accepted message", ErrInvalid, o.MessageID)
 	}
@@ -135,6 +135,11 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return "", nil
+	}
+	// The content in a table of its own (migration 0011): the entry's state changes never rewrite it.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_contents (id, nonce, content) VALUES (?, ?, ?)`,
+		r.id, r.nonce, r.sealed); err != nil {
+		return "", fmt.Errorf("queue entry for message %s: content: %w", o.MessageID, classify(err))
 	}
 	return r.id, appendEvent(ctx, tx, event{At: at, Type: EventQueued, MessageID: o.MessageID, Data: queuedData{
 		QueueID: r.id, Kind: r.kind, About: o.About, Recipient: o.Recipient, Size: len(o.Content),

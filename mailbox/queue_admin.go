@@ -126,8 +126,11 @@ func (s *Store) Drop(ctx context.Context, id, reason string, notice *Outbound) e
 				return err
 			}
 		}
-		return s.queueAdminUpdate(ctx, tx, id, r, now, `state = 'failed', last_host = '', last_answer = ?,
-			content_nonce = NULL, content = NULL`, []any{queueLine("dropped by an operator: " + reason)}, EventDropped, reason, noticeID)
+		if err := purgeQueueContent(ctx, tx, id); err != nil {
+			return err
+		}
+		return s.queueAdminUpdate(ctx, tx, id, r, now, `state = 'failed', last_host = '', last_answer = ?`,
+			[]any{queueLine("dropped by an operator: " + reason)}, EventDropped, reason, noticeID)
 	})
 }
 

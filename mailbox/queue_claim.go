@@ -96,7 +96,7 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 	}
 	for _, c := range out {
 		var nonce, sealed []byte
-		err := s.rdb.QueryRowContext(ctx, `SELECT content_nonce, content FROM queue WHERE id = ?`, c.ID).Scan(&nonce, &sealed)
+		err := s.rdb.QueryRowContext(ctx, `SELECT c.nonce, c.content FROM queue q LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, c.ID).Scan(&nonce, &sealed)
 		switch {
 		case err != nil:
 			// Claimed but not readable now (the store is failing): given back unattempted, so they are
@@ -105,7 +105,7 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 				s.Unclaim(ctx, u.Lease, opt.Now)
 			}
 			return nil, classify(err)
-		case sealed == nil:
+		case sealed == nil: // an entry claimable is never purged: its content row is missing
 			c.ContentErr = fmt.Errorf("%w: queue entry %s has no stored content", ErrCorrupt, c.ID)
 			continue
 		}

@@ -132,6 +132,8 @@ func (s *Store) finishTx(ctx context.Context, tx *sql.Tx, r QueueResult) error {
 	if r.State == QueueQueued {
 		next := o.Next.UTC()
 		d.Next = &next
+	} else if err := purgeQueueContent(ctx, tx, l.ID); err != nil {
+		return err
 	}
 	if o.Notice != nil {
 		if d.Notice, err = s.insertOutbound(ctx, tx, o.At, o.Notice, true); err != nil {
@@ -152,14 +154,12 @@ func resultEvent(state string) string {
 	return EventBounced
 }
 
-// queueFinishSQL updates a leased entry to state; a final state purges the content.
+// queueFinishSQL updates a leased entry to state (finishTx purges the content of a final one).
 func queueFinishSQL(state string) string {
 	set := `state = ?, attempts = attempts + 1, updated_at = ?, last_host = ?, last_answer = ?`
 	switch state {
 	case QueueQueued:
 		set += `, next_attempt_at = ?, delay_warned = max(delay_warned, ?)`
-	default:
-		set += `, content_nonce = NULL, content = NULL`
 	}
 	return `UPDATE queue SET ` + set + ` WHERE id = ? AND state = 'sending' AND lease = ?
 		RETURNING message_id, kind, recipient, attempts`
@@ -171,4 +171,10 @@ func queueFinishArgs(l Lease, o Outcome, state string) []any {
 		args = append(args, formatTime(o.Next), o.Notice != nil)
 	}
 	return append(args, l.ID, l.Token)
+}
+
+// purgeQueueContent deletes entry id's content: it is delivered or failed, and nothing sends it again.
+func purgeQueueContent(ctx context.Context, tx *sql.Tx, id string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM queue_contents WHERE id = ?`, id)
+	return err
 }

@@ -95,7 +95,7 @@ func (s *Store) QueueGet(ctx context.Context, id string) (*QueueEntry, error) {
 // (content is purged then). It wraps ErrNotFound or ErrCorrupt.
 func (s *Store) QueueContent(ctx context.Context, id string) ([]byte, error) {
 	var nonce, sealed []byte
-	err := s.rdb.QueryRowContext(ctx, `SELECT content_nonce, content FROM queue WHERE id = ?`, id).Scan(&nonce, &sealed)
+	err := s.rdb.QueryRowContext(ctx, `SELECT c.nonce, c.content FROM queue q LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, id).Scan(&nonce, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: queue entry %s", ErrNotFound, id)
 	}

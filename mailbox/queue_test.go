@@ -122,6 +122,9 @@ func TestQueueDeliveredRoundTrip(t *testing.T) {
 	if c, err := s.QueueContent(ctx, ids[0]); err != nil || c != nil {
 		t.Fatalf("content not purged after delivery: %q, %v", c, err)
 	}
+	if n := count(t, rawDB(t, opt.Path), `SELECT count(*) FROM queue_contents WHERE id = '`+ids[0]+`'`); n != 0 {
+		t.Fatalf("delivered entry's content row still stored (%d)", n)
+	}
 	if got := strings.Join(qEvents(t, s, ids[0]), ","); got != "queued,relayed" {
 		t.Fatalf("events = %s", got)
 	}
@@ -138,19 +141,19 @@ func TestQueueContentEncryptedAndBound(t *testing.T) {
 	s, opt := qStore(t)
 	ids := qEnqueue(t, s, qOutbound("bob@council.example"), qOutbound("carol@health.example"))
 	raw := rawDB(t, opt.Path)
-	if n := count(t, raw, `SELECT count(*) FROM queue WHERE instr(content, 'sealed package') > 0`); n != 0 {
+	if n := count(t, raw, `SELECT count(*) FROM queue_contents WHERE instr(content, 'sealed package') > 0`); n != 0 {
 		t.Fatalf("%d queue rows hold plaintext", n)
 	}
 	// Swap the two rows' content: each must now fail to authenticate.
 	var n0, c0, n1, c1 []byte
-	if err := raw.QueryRow(`SELECT content_nonce, content FROM queue WHERE id = ?`, ids[0]).Scan(&n0, &c0); err != nil {
+	if err := raw.QueryRow(`SELECT nonce, content FROM queue_contents WHERE id = ?`, ids[0]).Scan(&n0, &c0); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw.QueryRow(`SELECT content_nonce, content FROM queue WHERE id = ?`, ids[1]).Scan(&n1, &c1); err != nil {
+	if err := raw.QueryRow(`SELECT nonce, content FROM queue_contents WHERE id = ?`, ids[1]).Scan(&n1, &c1); err != nil {
 		t.Fatal(err)
 	}
 	for id, nc := range map[string][2][]byte{ids[0]: {n1, c1}, ids[1]: {n0, c0}} {
-		if _, err := raw.Exec(`UPDATE queue SET content_nonce = ?, content = ? WHERE id = ?`, nc[0], nc[1], id); err != nil {
+		if _, err := raw.Exec(`UPDATE queue_contents SET nonce = ?, content = ? WHERE id = ?`, nc[0], nc[1], id); err != nil {
 			t.Fatal(err)
 		}
 	}
