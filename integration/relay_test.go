@@ -7,7 +7,7 @@
 // and the DSN reaches the sender, where Python's email package reads it as a real mail client would; a
 // 4xx answer is retried and then delivered; a host that is down is retried until it is up; a
 // certificate that does not verify delivers nothing. The ledger records each step.
-package integration_test
+package integration
 
 import (
 	"bytes"
@@ -152,6 +152,14 @@ func TestRelayThroughPostfix(t *testing.T) {
 // startPostfix configures and starts a private instance; it is stopped at cleanup.
 func startPostfix(t *testing.T) *postfix {
 	t.Helper()
+	return startPostfixFor(t, "dest.test agency.test", "bob@dest.test bob/\nlater@dest.test later/\ncarol@dest.test carol/\n"+
+		"dave@dest.test dave/\nalice@agency.test alice/\n")
+}
+
+// startPostfixFor is startPostfix receiving for domains (space-separated) into the maildirs that
+// vmailbox (Postfix's virtual_mailbox_maps: "address dir/" lines) names.
+func startPostfixFor(t *testing.T, domains, vmailbox string) *postfix {
+	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("!!!!! SKIPPED: starting a private Postfix needs root")
 	}
@@ -181,10 +189,9 @@ func startPostfix(t *testing.T) *postfix {
 	chown(t, filepath.Join(dir, "mail"), nobody.Uid, nobody.Gid)
 	chown(t, filepath.Join(dir, "data"), pfUser.Uid, "0")
 	pf.ca = writeServerCert(t, filepath.Join(dir, "etc"), "mx.dest.test")
-	writeFile(t, filepath.Join(dir, "etc", "vmailbox"), "bob@dest.test bob/\nlater@dest.test later/\ncarol@dest.test carol/\n"+
-		"dave@dest.test dave/\nalice@agency.test alice/\n")
+	writeFile(t, filepath.Join(dir, "etc", "vmailbox"), vmailbox)
 	pf.setAccess(t, "")
-	writeFile(t, filepath.Join(dir, "etc", "main.cf"), postfixMainCf(dir, nobody.Uid, nobody.Gid))
+	writeFile(t, filepath.Join(dir, "etc", "main.cf"), postfixMainCf(dir, nobody.Uid, nobody.Gid, domains))
 	writeFile(t, filepath.Join(dir, "etc", "master.cf"), postfixMasterCf(pf.port))
 	if out, err := exec.Command("postfix", "-c", filepath.Join(dir, "etc"), "check").CombinedOutput(); err != nil {
 		t.Fatalf("postfix check: %v\n%s", err, out)
@@ -217,7 +224,7 @@ func installPostfix(t *testing.T) {
 	}
 }
 
-func postfixMainCf(dir, uid, gid string) string {
+func postfixMainCf(dir, uid, gid, domains string) string {
 	return fmt.Sprintf(`compatibility_level = 3.6
 queue_directory = %[1]s/spool
 data_directory = %[1]s/data
@@ -241,7 +248,7 @@ inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_peername_lookup = no
 biff = no
-virtual_mailbox_domains = dest.test agency.test
+virtual_mailbox_domains = %[4]s
 virtual_mailbox_base = %[1]s/mail
 virtual_mailbox_maps = texthash:%[1]s/etc/vmailbox
 virtual_uid_maps = static:%[2]s
@@ -252,7 +259,7 @@ smtpd_tls_cert_file = %[1]s/etc/server.pem
 smtpd_tls_key_file = %[1]s/etc/server.key
 smtpd_tls_session_cache_database =
 smtpd_tls_received_header = yes
-`, dir, uid, gid)
+`, dir, uid, gid, domains)
 }
 
 func postfixMasterCf(port string) string {

@@ -37,8 +37,16 @@ func TestDSNToHostedSender(t *testing.T) {
 	g := startGateway(t)
 	g.stop()
 	sink := startRefusingSink(t)
-	// The same setup served by `cafgate serve` with police.cafgate.test no longer hosted and routed to
-	// the sink in plain text (loopback only).
+	cfgPath, stop := servePoliceRelayed(t, g, sink)
+	g.runPython(t, "report_dsn", "CAFGATE_CONFIG="+cfgPath)
+	stop()
+}
+
+// servePoliceRelayed serves g's stopped development setup with `cafgate serve`, police.cafgate.test
+// no longer hosted and routed to smartHost in plain text (loopback only). It returns the
+// configuration's path and a stop function (SIGTERM; also run at cleanup).
+func servePoliceRelayed(t *testing.T, g *gateway, smartHost string) (cfgPath string, stop func()) {
+	t.Helper()
 	orig, err := os.ReadFile(filepath.Join(g.dir, "cafgate.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +56,8 @@ func TestDSNToHostedSender(t *testing.T) {
 		t.Fatal("cafgate.toml has no hosted_domains line")
 	}
 	conf := re.ReplaceAllString(string(orig), `hosted_domains = ["school.cafgate.test", "health.cafgate.test", "socialcare.cafgate.test"]`)
-	conf += fmt.Sprintf("\n[[relay.route]]\ndomains = [\"police.cafgate.test\"]\nsmart_host = %q\ntls = \"none\"\n", sink)
-	cfgPath := filepath.Join(g.dir, "relay.toml")
+	conf += fmt.Sprintf("\n[[relay.route]]\ndomains = [\"police.cafgate.test\"]\nsmart_host = %q\ntls = \"none\"\n", smartHost)
+	cfgPath = filepath.Join(g.dir, "relay.toml")
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +76,7 @@ func TestDSNToHostedSender(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stopped := false
-	stop := func() {
+	stop = func() {
 		if stopped {
 			return
 		}
@@ -94,8 +102,7 @@ func TestDSNToHostedSender(t *testing.T) {
 	})
 	waitListening(t, g.Info().Listen["submission"], exited)
 	waitListening(t, g.Info().Listen["imaps"], exited)
-	g.runPython(t, "report_dsn", "CAFGATE_CONFIG="+cfgPath)
-	stop()
+	return cfgPath, stop
 }
 
 // startRefusingSink is a plain-text SMTP server on loopback that refuses every recipient with 550.

@@ -51,6 +51,13 @@ type Outbound struct {
 	Recipient string
 	Content   []byte // the whole RFC 5322 message; it must carry a Message-ID header
 	NotBefore time.Time
+	// Recipe, instead of Content, queues a package copy that the relay builds and seals when it sends
+	// it (Claimed.Recipe): what to build it from, opaque to the store and encrypted at rest like
+	// content. HeaderMessageID is then the copy's Message-ID (how a duplicate is recognised) and Size
+	// the copy's size before sealing.
+	Recipe          []byte
+	HeaderMessageID string
+	Size            int
 }
 
 // QueueEntry is a queue row's metadata; it never carries content.
@@ -111,7 +118,7 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, at time.Time, items .
 // Gateway-originated mail for a mailbox hosted here is stored in it instead (see RouteLocally); the
 // returned ID is then empty.
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o *Outbound, ifAbsent bool) (string, error) {
-	if s.routeLocal(o) {
+	if o != nil && o.Recipe == nil && s.routeLocal(o) { // a recipe's copy goes out: the pipeline stores hosted ones itself
 		return "", s.deliverLocal(ctx, tx, at, o, ifAbsent)
 	}
 	r, err := s.prepareOutbound(o, at)
@@ -126,7 +133,7 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 		header_message_id, state, next_attempt_at, first_queued_at, updated_at, size)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`+conflict,
 		r.id, o.MessageID, r.kind, o.About, o.From, o.Recipient, r.domain, r.headerID,
-		formatTime(r.next), formatTime(at), formatTime(at), len(o.Content))
+		formatTime(r.next), formatTime(at), formatTime(at), r.size)
 	if isQueueForeignKey(err) {
 		return "", fmt.Errorf("%w: queue entry for message %s: no such accepted message", ErrInvalid, o.MessageID)
 	}
@@ -137,12 +144,12 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 		return "", nil
 	}
 	// The content in a table of its own (migration 0011): the entry's state changes never rewrite it.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_contents (id, nonce, content) VALUES (?, ?, ?)`,
-		r.id, r.nonce, r.sealed); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_contents (id, form, nonce, content) VALUES (?, ?, ?, ?)`,
+		r.id, r.form, r.nonce, r.sealed); err != nil {
 		return "", fmt.Errorf("queue entry for message %s: content: %w", o.MessageID, classify(err))
 	}
 	return r.id, appendEvent(ctx, tx, event{At: at, Type: EventQueued, MessageID: o.MessageID, Data: queuedData{
-		QueueID: r.id, Kind: r.kind, About: o.About, Recipient: o.Recipient, Size: len(o.Content),
+		QueueID: r.id, Kind: r.kind, About: o.About, Recipient: o.Recipient, Size: r.size,
 		HeaderMessageID: r.headerID,
 	}})
 }

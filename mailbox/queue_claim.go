@@ -36,7 +36,10 @@ type Lease struct {
 type Claimed struct {
 	QueueEntry
 	Lease   Lease
-	Content []byte // decrypted; nil when ContentErr is set
+	Content []byte // decrypted; nil when ContentErr is set or the entry was queued by recipe
+	// Recipe is what the entry's copy is built and sealed from when it is sent (Outbound.Recipe),
+	// decrypted; nil for an entry queued with its content.
+	Recipe []byte
 	// ContentErr wraps ErrCorrupt when the stored content failed its integrity check; the entry can
 	// only be failed (CauseCorrupt).
 	ContentErr error
@@ -95,8 +98,10 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 		return nil, err
 	}
 	for _, c := range out {
+		var form sql.NullString
 		var nonce, sealed []byte
-		err := s.rdb.QueryRowContext(ctx, `SELECT c.nonce, c.content FROM queue q LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, c.ID).Scan(&nonce, &sealed)
+		err := s.rdb.QueryRowContext(ctx, `SELECT c.form, c.nonce, c.content FROM queue q
+			LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, c.ID).Scan(&form, &nonce, &sealed)
 		switch {
 		case err != nil:
 			// Claimed but not readable now (the store is failing): given back unattempted, so they are
@@ -109,7 +114,11 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 			c.ContentErr = fmt.Errorf("%w: queue entry %s has no stored content", ErrCorrupt, c.ID)
 			continue
 		}
-		c.Content, c.ContentErr = s.seal.openQueue(c.ID, nonce, sealed)
+		if form.String == formRecipe {
+			c.Recipe, c.ContentErr = s.seal.openQueue(c.ID, formRecipe, nonce, sealed)
+			continue
+		}
+		c.Content, c.ContentErr = s.seal.openQueue(c.ID, formCopy, nonce, sealed)
 		if c.ContentErr == nil && len(c.Content) != c.Size {
 			c.Content, c.ContentErr = nil, fmt.Errorf("%w: queue entry %s content size differs", ErrCorrupt, c.ID)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestQueueContentsMigration: a version-10 store, whose queue rows hold their content, is migrated to
@@ -73,5 +74,94 @@ func TestQueueClaimMissingContentIsCorrupt(t *testing.T) {
 	cs := qClaim(t, s, ClaimOptions{Limit: 5, Now: opt.Now()})
 	if len(cs) != 1 || cs[0].Content != nil || !errors.Is(cs[0].ContentErr, ErrCorrupt) {
 		t.Fatalf("claim of an entry without content: %+v", cs)
+	}
+}
+
+// TestQueueRecipe: a package copy queued by recipe is claimed with its recipe (no content), stored
+// encrypted and bound to its entry and form, and purged when delivered.
+func TestQueueRecipe(t *testing.T) {
+	ctx := context.Background()
+	s, opt := qStore(t)
+	recipe := []byte(`{"sections":["health"],"secret-looking":"recipe bytes"}`)
+	ids, err := s.Enqueue(ctx, &Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: "bob@council.example",
+		Recipe: recipe, HeaderMessageID: "<m1.abc@gw.example>", Size: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyIDs := qEnqueue(t, s, qOutbound("carol@health.example"))
+	raw := rawDB(t, opt.Path)
+	if n := count(t, raw, `SELECT count(*) FROM queue_contents WHERE instr(content, 'recipe bytes') > 0`); n != 0 {
+		t.Fatalf("%d recipes stored in plaintext", n)
+	}
+	e := qEntry(t, s, ids[0])
+	if e.HeaderMessageID != "<m1.abc@gw.example>" || e.Size != 4096 || e.Domain != "council.example" {
+		t.Fatalf("entry = %+v", e)
+	}
+	if c, err := s.QueueContent(ctx, ids[0]); err != nil || c != nil {
+		t.Fatalf("QueueContent of a recipe entry = %q, %v; want nil (built when sent)", c, err)
+	}
+	cs := qClaim(t, s, ClaimOptions{Limit: 5, Now: opt.Now()})
+	var got *Claimed
+	for _, c := range cs {
+		if c.ID == ids[0] {
+			got = c
+		}
+	}
+	if got == nil || got.ContentErr != nil || got.Content != nil || !bytes.Equal(got.Recipe, recipe) {
+		t.Fatalf("claimed recipe entry: %+v", got)
+	}
+	if err := s.Done(ctx, got.Lease, Outcome{At: opt.Now(), Host: "mx.council.example", Answer: "250 ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM queue_contents WHERE id = ?`, ids[0]); n != 0 {
+		t.Fatalf("delivered recipe entry's row still stored")
+	}
+
+	// A copy's content moved into a recipe's row (or the other way) does not authenticate.
+	ids2, err := s.Enqueue(ctx, &Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: "dave@council.example",
+		Recipe: recipe, HeaderMessageID: "<m1.def@gw.example>", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE queue_contents SET form = 'copy' WHERE id = ?`, ids2[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE queue_contents SET form = 'recipe' WHERE id = ?`, copyIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	cs = qClaim(t, s, ClaimOptions{Limit: 5, Now: opt.Now().Add(time.Hour)})
+	if len(cs) != 2 {
+		t.Fatalf("claimed %d", len(cs))
+	}
+	for _, c := range cs {
+		if !errors.Is(c.ContentErr, ErrCorrupt) || c.Content != nil || c.Recipe != nil {
+			t.Errorf("%s with its form changed: content %q, recipe %q, err %v", c.ID, c.Content, c.Recipe, c.ContentErr)
+		}
+	}
+}
+
+// TestQueueRecipeRefused: recipes that could not be built, sent or reported on are refused.
+func TestQueueRecipeRefused(t *testing.T) {
+	s, _ := qStore(t)
+	ok := func() *Outbound {
+		return &Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: "bob@council.example",
+			Recipe: []byte("r"), HeaderMessageID: "<m1.abc@gw.example>", Size: 1}
+	}
+	for name, change := range map[string]func(*Outbound){
+		"with content":       func(o *Outbound) { o.Content = []byte("Message-ID: <x@y>\r\n\r\nx") },
+		"a DSN":              func(o *Outbound) { o.Kind, o.From, o.About = KindDSN, "", "Q/failed" },
+		"no size":            func(o *Outbound) { o.Size = 0 },
+		"no Message-ID":      func(o *Outbound) { o.HeaderMessageID = "" },
+		"Message-ID with LF": func(o *Outbound) { o.HeaderMessageID = "<a\n@b>" },
+		"bad recipient":      func(o *Outbound) { o.Recipient = "bob" },
+	} {
+		o := ok()
+		change(o)
+		if _, err := s.Enqueue(context.Background(), o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Enqueue = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := s.Enqueue(context.Background(), ok()); err != nil {
+		t.Fatalf("the good recipe: %v", err)
 	}
 }

@@ -92,18 +92,21 @@ func (s *Store) QueueGet(ctx context.Context, id string) (*QueueEntry, error) {
 }
 
 // QueueContent returns the decrypted content of entry id, or nil once it was delivered or failed
-// (content is purged then). It wraps ErrNotFound or ErrCorrupt.
+// (content is purged then) and for a package copy queued by recipe (built only when it is sent). It
+// wraps ErrNotFound or ErrCorrupt.
 func (s *Store) QueueContent(ctx context.Context, id string) ([]byte, error) {
+	var form sql.NullString
 	var nonce, sealed []byte
-	err := s.rdb.QueryRowContext(ctx, `SELECT c.nonce, c.content FROM queue q LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, id).Scan(&nonce, &sealed)
+	err := s.rdb.QueryRowContext(ctx, `SELECT c.form, c.nonce, c.content FROM queue q
+		LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, id).Scan(&form, &nonce, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: queue entry %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, classify(err)
 	}
-	if sealed == nil {
+	if sealed == nil || form.String == formRecipe {
 		return nil, nil
 	}
-	return s.seal.openQueue(id, nonce, sealed)
+	return s.seal.openQueue(id, formCopy, nonce, sealed)
 }

@@ -21,8 +21,24 @@ const queueAADPrefix = "cafgate/mailbox/queue/v1\x00"
 // maxQueueAnswer bounds the stored SMTP answer or reason, in bytes.
 const maxQueueAnswer = 500
 
-// sealQueue encrypts plain for queue entry id with a fresh random nonce.
-func (s *sealer) sealQueue(id string, plain []byte) (nonce, sealed []byte, err error) {
+// Forms of a queue entry's stored content (queue_contents.form).
+const (
+	formCopy   = "copy"   // the whole message, sent as it is
+	formRecipe = "recipe" // what the relay builds and seals the message from when it sends it
+)
+
+// queueAAD is the additional data of entry id's content of form: a copy keeps the data of the first
+// version of the queue (the ID alone), so that no stored content needs re-encrypting; a recipe adds
+// its form, so that neither can stand in for the other.
+func queueAAD(id, form string) []byte {
+	if form == formRecipe {
+		return []byte(queueAADPrefix + id + "\x00" + formRecipe)
+	}
+	return []byte(queueAADPrefix + id)
+}
+
+// sealQueue encrypts plain, of form, for queue entry id with a fresh random nonce.
+func (s *sealer) sealQueue(id, form string, plain []byte) (nonce, sealed []byte, err error) {
 	g, err := s.aead()
 	if err != nil {
 		return nil, nil, err
@@ -31,11 +47,11 @@ func (s *sealer) sealQueue(id string, plain []byte) (nonce, sealed []byte, err e
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, nil, err
 	}
-	return nonce, g.Seal(nil, nonce, plain, []byte(queueAADPrefix+id)), nil
+	return nonce, g.Seal(nil, nonce, plain, queueAAD(id, form)), nil
 }
 
-// openQueue decrypts queue entry id's content; tampering gives ErrCorrupt.
-func (s *sealer) openQueue(id string, nonce, sealed []byte) ([]byte, error) {
+// openQueue decrypts queue entry id's content of form; tampering gives ErrCorrupt.
+func (s *sealer) openQueue(id, form string, nonce, sealed []byte) ([]byte, error) {
 	g, err := s.aead()
 	if err != nil {
 		return nil, err
@@ -43,7 +59,7 @@ func (s *sealer) openQueue(id string, nonce, sealed []byte) ([]byte, error) {
 	if len(nonce) != g.NonceSize() {
 		return nil, fmt.Errorf("%w: queue entry %s: nonce length %d", ErrCorrupt, id, len(nonce))
 	}
-	plain, err := g.Open(nil, nonce, sealed, []byte(queueAADPrefix+id))
+	plain, err := g.Open(nil, nonce, sealed, queueAAD(id, form))
 	if err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: content does not authenticate", ErrCorrupt, id)
 	}
@@ -52,9 +68,10 @@ func (s *sealer) openQueue(id string, nonce, sealed []byte) ([]byte, error) {
 
 // outboundRow is an Outbound checked and sealed, ready to insert.
 type outboundRow struct {
-	id, kind, domain, headerID string
-	next                       time.Time
-	nonce, sealed              []byte
+	id, kind, domain, headerID, form string
+	size                             int
+	next                             time.Time
+	nonce, sealed                    []byte
 }
 
 func (s *Store) prepareOutbound(o *Outbound, at time.Time) (*outboundRow, error) {
@@ -69,7 +86,11 @@ func (s *Store) prepareOutbound(o *Outbound, at time.Time) (*outboundRow, error)
 	if o.NotBefore.After(at) {
 		r.next = o.NotBefore
 	}
-	if r.nonce, r.sealed, err = s.seal.sealQueue(r.id, o.Content); err != nil {
+	plain := o.Content
+	if r.form == formRecipe {
+		plain = o.Recipe
+	}
+	if r.nonce, r.sealed, err = s.seal.sealQueue(r.id, r.form, plain); err != nil {
 		return nil, fmt.Errorf("mailbox: sealing queue content: %w", err)
 	}
 	return r, nil
@@ -80,9 +101,12 @@ func checkOutbound(o *Outbound) (*outboundRow, error) {
 	if o == nil {
 		return nil, fmt.Errorf("%w: nil queue entry", ErrInvalid)
 	}
-	r := &outboundRow{kind: o.Kind}
+	r := &outboundRow{kind: o.Kind, form: formCopy, size: len(o.Content)}
 	if r.kind == "" {
 		r.kind = KindMessage
+	}
+	if o.Recipe != nil {
+		return checkRecipeOutbound(o, r)
 	}
 	switch {
 	case o.MessageID == "":
@@ -103,6 +127,27 @@ func checkOutbound(o *Outbound) (*outboundRow, error) {
 	if r.headerID, err = headerMessageID(o.Content); err != nil {
 		return nil, fmt.Errorf("%w: queue entry for message %s: %v", ErrInvalid, o.MessageID, err)
 	}
+	return r, nil
+}
+
+// checkRecipeOutbound refuses a recipe entry the relay could not build, send or report on.
+func checkRecipeOutbound(o *Outbound, r *outboundRow) (*outboundRow, error) {
+	id := strings.TrimSpace(o.HeaderMessageID)
+	switch {
+	case o.MessageID == "":
+		return nil, fmt.Errorf("%w: queue entry has no message ID", ErrInvalid)
+	case r.kind != KindMessage || o.About != "":
+		return nil, fmt.Errorf("%w: only a package copy is queued by recipe", ErrInvalid)
+	case !ValidAddress(o.From) || !ValidAddress(o.Recipient):
+		return nil, fmt.Errorf("%w: queue entry for message %s has no valid envelope sender or recipient", ErrInvalid, o.MessageID)
+	case o.Content != nil:
+		return nil, fmt.Errorf("%w: queue entry for message %s has both content and a recipe", ErrInvalid, o.MessageID)
+	case len(o.Recipe) == 0 || o.Size <= 0:
+		return nil, fmt.Errorf("%w: queue entry for message %s has an empty recipe or no size", ErrInvalid, o.MessageID)
+	case len(id) < 3 || id[0] != '<' || id[len(id)-1] != '>' || len(id) > 998 || strings.ContainsAny(id, "\r\n"):
+		return nil, fmt.Errorf("%w: queue entry for message %s: the recipe's Message-ID %q is not one", ErrInvalid, o.MessageID, id)
+	}
+	r.domain, r.headerID, r.form, r.size = AddressDomain(o.Recipient), id, formRecipe, o.Size
 	return r, nil
 }
 

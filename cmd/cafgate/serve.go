@@ -355,6 +355,7 @@ func (g *gw) startRelay(cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	opt.Build = deliver.NewBuilder(g.store, g.identity.signer()).Build // package copies are sealed as they are sent
 	if g.relay, err = relay.New(g.store, opt); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,14 +53,14 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 		notDelivered(&step, "standing")
 		return step, nil
 	}
-	copyBytes, err := p.buildCopy(pk, w, entry)
+	body, err := copyBody(pk, w.Decision.Allowed)
 	if errors.Is(err, pkg.ErrNothingAllowed) {
 		step.State = mailbox.StateRefused // consent lets none of this package's documents go to them
 		notDelivered(&step, "nothing-allowed")
 		return step, nil
 	}
 	if err != nil {
-		return step, err
+		return step, fmt.Errorf("building the copy: %w", err)
 	}
 	cert := rc.usable(entry, func() *x509.Certificate { return p.usableCertificate(ctx, entry) })
 	if cert == nil || p.opt.Signer == nil {
@@ -79,22 +80,30 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 	if err != nil {
 		return step, fmt.Errorf("choosing the encryption: %w", err)
 	}
-	var sealed bytes.Buffer
-	err = smime.Seal(&sealed, copyBytes, smime.SealOptions{Signer: p.opt.Signer, Encrypt: &plan.Encrypt})
-	if err != nil {
-		return step, fmt.Errorf("sealing: %w", err)
-	}
 	fp := sha256.Sum256(cert.Raw)
 	step.EventType = "encrypted"
 	step.EventData = mailbox.SealedEvent(mailbox.EncryptedEvent(w.Recipient, hex.EncodeToString(fp[:]), w.Decision.Allowed),
 		plan.Cipher.String(), plan.Why, plan.Escrow)
-	if p.opt.Hosted(w.Recipient) {
-		step.State = mailbox.StateDelivered
-		step.Hosted = &mailbox.Delivery{MessageID: w.MessageID, Recipient: w.Recipient, Content: sealed.Bytes()}
+	headerID := fmt.Sprintf("<%s.%s@%s>", w.MessageID, shortHash(w.Recipient), p.opt.Hostname)
+	header := copyHeader(w.Sender, entry.Mail, pk.Manifest.Episode, now, headerID)
+	if !p.opt.Hosted(w.Recipient) {
+		// Sealed by the relay when it sends it (recipe.go); the event above is the plan it seals by.
+		rb, err := json.Marshal(newRecipe(w, entry.Mail, now, headerID, plan))
+		if err != nil {
+			return step, fmt.Errorf("recording the copy's recipe: %w", err)
+		}
+		step.State = mailbox.StateQueued
+		step.Outbound = []*mailbox.Outbound{{MessageID: w.MessageID, From: w.Sender, Recipient: w.Recipient,
+			Recipe: rb, HeaderMessageID: headerID, Size: len(header) + len(body)}}
 		return step, nil
 	}
-	step.State = mailbox.StateQueued
-	step.Outbound = []*mailbox.Outbound{{MessageID: w.MessageID, From: w.Sender, Recipient: w.Recipient, Content: sealed.Bytes()}}
+	var sealed bytes.Buffer
+	err = smime.Seal(&sealed, append([]byte(header), body...), smime.SealOptions{Signer: p.opt.Signer, Encrypt: &plan.Encrypt})
+	if err != nil {
+		return step, fmt.Errorf("sealing: %w", err)
+	}
+	step.State = mailbox.StateDelivered
+	step.Hosted = &mailbox.Delivery{MessageID: w.MessageID, Recipient: w.Recipient, Content: sealed.Bytes()}
 	return step, nil
 }
 
@@ -114,30 +123,6 @@ func (p *Pipeline) usableCertificate(ctx context.Context, e *directory.Practitio
 		p.opt.Log.Info("delivery: certificate not used", "recipient_dn", e.DN, "reason", string(validate.ReasonOf(err)))
 	}
 	return nil
-}
-
-// buildCopy is the recipient's copy: the package with only the allowed sections, under headers that
-// say nothing of the child (the headers travel outside the encryption).
-func (p *Pipeline) buildCopy(pk *pkg.Package, w mailbox.DeliveryWork, e *directory.Practitioner) ([]byte, error) {
-	if pk.Manifest.Child == "" {
-		// A plain e-mail names no child; the episode reference stands in for it in the copy's manifest.
-		pk.Manifest.Child = pk.Manifest.Episode
-	}
-	allowed := make([]pkg.Section, 0, len(w.Decision.Allowed))
-	for _, s := range w.Decision.Allowed {
-		allowed = append(allowed, pkg.Section(s))
-	}
-	if len(allowed) == 0 {
-		allowed = pk.Manifest.AllSections()
-	}
-	body, err := pk.ForRecipient(allowed)
-	if err != nil {
-		return nil, fmt.Errorf("building the copy: %w", err)
-	}
-	h := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: CAF package for episode %s\r\nDate: %s\r\nMessage-ID: <%s.%s@%s>\r\n",
-		w.Sender, e.Mail, pk.Manifest.Episode, p.opt.Now().Format(time.RFC1123Z), w.MessageID,
-		shortHash(w.Recipient), p.opt.Hostname)
-	return append([]byte(h), body...), nil
 }
 
 // redecide makes the decision that a crash kept from being recorded at acceptance, as it would have

@@ -80,6 +80,10 @@ type Options struct {
 	Now                   func() time.Time                                                  // default time.Now
 	Rand                  func() float64                                                    // in [0, 1), for jitter; default math/rand/v2
 	Log                   *slog.Logger
+	// Build builds and seals the copy of an entry queued by recipe (mailbox.Claimed.Recipe) for an
+	// attempt (the delivery pipeline's Build). An error wrapping mailbox.ErrCorrupt fails the entry;
+	// any other defers it. nil: such entries fail as corrupt.
+	Build func(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 
 	noPipelining bool // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
 }

@@ -7,6 +7,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -77,6 +78,11 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 		case down != nil:
 			rec.add(r.result(c, nil, "", down))
 			continue
+		case c.Recipe != nil:
+			if f := r.build(ctx, c); f != nil {
+				rec.add(r.result(c, nil, "", f))
+				continue
+			}
 		}
 		if s == nil || s.broken {
 			s.close()
@@ -92,6 +98,26 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 		rec.add(r.result(c, s, answer, f))
 	}
 	return down
+}
+
+// build builds and seals the copy of c, queued by recipe, into c.Content for this attempt.
+func (r *Relay) build(ctx context.Context, c *mailbox.Claimed) *failure {
+	var err error
+	if r.opt.Build == nil {
+		err = fmt.Errorf("%w: no builder of copies queued by recipe", mailbox.ErrCorrupt)
+	} else {
+		c.Content, err = r.opt.Build(ctx, c)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mailbox.ErrCorrupt):
+		r.opt.Log.Error("relay: the copy cannot be built; failing the entry", "queue_id", c.ID, "err", err)
+		return permf(mailbox.CauseCorrupt, "", "5.3.0",
+			"the gateway could not build the recipient's copy: the stored package or its recipe failed its integrity check")
+	}
+	r.opt.Log.Warn("relay: the copy could not be built now; trying later", "queue_id", c.ID, "err", err)
+	return tempf("", "4.3.0", "the gateway could not read the stored package to build the recipient's copy")
 }
 
 // unclaim gives entries back unattempted.

@@ -1,0 +1,236 @@
+// Copies sealed when they are sent. A remote recipient's copy is queued as a recipe, not as sealed
+// bytes: the pipeline decides everything about it (the sections, the certificate and cipher, escrow,
+// the Date and Message-ID) and records it in the "encrypted" event; the relay builds and seals the
+// copy from the recipe and the stored package at each attempt (Builder). So a copy is never written
+// to disk: the store holds the package once and a recipe of a few kilobytes per recipient, instead
+// of a sealed copy per recipient written, read back and deleted (a 1 MiB package's three copies were
+// about 4 MB of writes, twice over with the log's checkpoint). Each attempt seals anew (a fresh
+// content key and signing time); the copy's Message-ID stays the same, which is how a receiver
+// recognises an attempt made again after a crash.
+
+package deliver
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"cafgate/envelope/cms"
+	"cafgate/envelope/pkg"
+	"cafgate/envelope/smime"
+	"cafgate/mailbox"
+	"cafgate/policy"
+)
+
+// recipeVersion is the version of the recipe's encoding this program writes and reads.
+const recipeVersion = 1
+
+// recipe is what a queued copy is built and sealed from. It holds no package content: section
+// names, addresses and public certificates only (and it is encrypted at rest all the same).
+type recipe struct {
+	V         int              `json:"v"`
+	MessageID string           `json:"message_id"` // the accepted package
+	Sender    string           `json:"sender"`     // From of the copy
+	Recipient string           `json:"recipient"`  // the queue entry's recipient
+	To        string           `json:"to"`         // To of the copy: the directory's spelling of the address
+	Sections  []policy.Section `json:"sections"`   // the sections the decision allows; empty: all
+	Date      time.Time        `json:"date"`       // Date of the copy
+	HeaderID  string           `json:"header_id"`  // Message-ID of the copy, with its angle brackets
+	Cipher    int              `json:"cipher"`     // cms.Cipher
+	// Keys are the content key's recipients: the addressee's certificate first, then any escrow.
+	Keys []recipeKey `json:"keys"`
+}
+
+type recipeKey struct {
+	Cert         []byte `json:"cert"` // DER
+	KeyTransport int    `json:"key_transport"`
+	BySKI        bool   `json:"by_ski,omitempty"`
+}
+
+// newRecipe records plan for the copy of w's package to the recipient whose directory address is to.
+func newRecipe(w mailbox.DeliveryWork, to string, date time.Time, headerID string, plan smime.Plan) recipe {
+	r := recipe{V: recipeVersion, MessageID: w.MessageID, Sender: w.Sender, Recipient: w.Recipient, To: to,
+		Sections: w.Decision.Allowed, Date: date.UTC(), HeaderID: headerID, Cipher: int(plan.Encrypt.Cipher)}
+	for _, k := range plan.Encrypt.Recipients {
+		r.Keys = append(r.Keys, recipeKey{Cert: k.Cert.Raw, KeyTransport: int(k.KeyTransport), BySKI: k.BySKI})
+	}
+	return r
+}
+
+// encryptOptions turns the recipe's keys back into the encryption the plan chose.
+func (r *recipe) encryptOptions() (*cms.EncryptOptions, error) {
+	opts := &cms.EncryptOptions{Cipher: cms.Cipher(r.Cipher)}
+	for _, k := range r.Keys {
+		c, err := x509.ParseCertificate(k.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("a certificate of the recipe: %w", err)
+		}
+		opts.Recipients = append(opts.Recipients, cms.Recipient{Cert: c, KeyTransport: cms.KeyTransport(k.KeyTransport), BySKI: k.BySKI})
+	}
+	if len(opts.Recipients) == 0 {
+		return nil, errors.New("the recipe names no certificate")
+	}
+	return opts, nil
+}
+
+// copyHeader is the header of a recipient's copy: it says nothing of the child (the header travels
+// outside the encryption).
+func copyHeader(sender, to, episode string, date time.Time, headerID string) string {
+	return fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: CAF package for episode %s\r\nDate: %s\r\nMessage-ID: %s\r\n",
+		sender, to, episode, date.Format(time.RFC1123Z), headerID)
+}
+
+// Builder builds the copies queued by recipe for the relay's attempts.
+type Builder struct {
+	store    PackageReader
+	signer   *cms.Signer
+	packages *packageCache
+}
+
+// PackageReader reads a stored package.
+type PackageReader interface {
+	Message(ctx context.Context, id string) (*mailbox.Stored, error)
+}
+
+// NewBuilder returns a Builder reading packages from store and signing as signer (the gateway's
+// S/MIME identity; the pipeline's Options.Signer).
+func NewBuilder(store PackageReader, signer *cms.Signer) *Builder {
+	return &Builder{store: store, signer: signer, packages: newPackageCache()}
+}
+
+// Build builds and seals the copy that claimed entry c was queued for by recipe: the relay calls it
+// at each attempt (relay.Options.Build). An error wrapping mailbox.ErrCorrupt cannot be mended by
+// trying again (the recipe or the stored package no longer reads); any other (the store is busy or
+// down) can.
+func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error) {
+	if b.signer == nil {
+		return nil, fmt.Errorf("%w: queue entry %s: the gateway has no signing identity to seal the copy with", mailbox.ErrCorrupt, c.ID)
+	}
+	var r recipe
+	if err := json.Unmarshal(c.Recipe, &r); err != nil || r.V != recipeVersion {
+		return nil, fmt.Errorf("%w: queue entry %s: the recipe does not read (version %d): %v", mailbox.ErrCorrupt, c.ID, r.V, err)
+	}
+	if r.MessageID != c.MessageID || !strings.EqualFold(r.Recipient, c.Recipient) || r.HeaderID != c.HeaderMessageID {
+		return nil, fmt.Errorf("%w: queue entry %s: the recipe is for another entry", mailbox.ErrCorrupt, c.ID)
+	}
+	enc, err := r.encryptOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
+	}
+	pk, err := b.packages.get(ctx, b.store, r.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	body, err := copyBody(pk, r.Sections)
+	if err != nil {
+		// The decision allowed sections of this package when the recipe was made: it cannot change.
+		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
+	}
+	msg := append([]byte(copyHeader(r.Sender, r.To, pk.Manifest.Episode, r.Date, r.HeaderID)), body...)
+	var sealed bytes.Buffer
+	sealed.Grow(len(msg)*4/3 + 8<<10)
+	if err := smime.Seal(&sealed, msg, smime.SealOptions{Signer: b.signer, Encrypt: enc}); err != nil {
+		return nil, fmt.Errorf("%w: queue entry %s: sealing: %v", mailbox.ErrCorrupt, c.ID, err)
+	}
+	return sealed.Bytes(), nil
+}
+
+// copyBody is the MIME entity of a recipient's copy of pk: only the allowed sections (all when
+// allowed is empty). pk is the caller's own shallow copy: its manifest may be changed.
+func copyBody(pk *pkg.Package, allowed []policy.Section) ([]byte, error) {
+	if pk.Manifest.Child == "" {
+		// A plain e-mail names no child; the episode reference stands in for it in the copy's manifest.
+		pk.Manifest.Child = pk.Manifest.Episode
+	}
+	sections := make([]pkg.Section, 0, len(allowed))
+	for _, s := range allowed {
+		sections = append(sections, pkg.Section(s))
+	}
+	if len(sections) == 0 {
+		sections = pk.Manifest.AllSections()
+	}
+	return pk.ForRecipient(sections)
+}
+
+// packageCache keeps the packages the relay's attempts built copies from last, parsed: the copies
+// of one package are queued together, so the attempts that build them follow one another. It holds
+// at most maxPackages packages and about maxBytes of their stored size, least recently used first
+// out. A failed read is not kept: the next attempt reads again.
+type packageCache struct {
+	mu    sync.Mutex
+	order *list.List // of *cachedPackage, most recently used first
+	m     map[string]*list.Element
+	bytes int
+}
+
+type cachedPackage struct {
+	id   string
+	once sync.Once
+	pk   *pkg.Package // set by once
+	size int          // set by once: the stored size
+	err  error        // set by once
+	held int          // the bytes counted in packageCache.bytes for it (under packageCache.mu)
+}
+
+const (
+	cacheMaxPackages = 256
+	cacheMaxBytes    = 64 << 20
+)
+
+func newPackageCache() *packageCache {
+	return &packageCache{order: list.New(), m: make(map[string]*list.Element)}
+}
+
+// get returns package id, parsed, as a shallow copy of its own (its manifest may be changed).
+func (c *packageCache) get(ctx context.Context, store PackageReader, id string) (*pkg.Package, error) {
+	c.mu.Lock()
+	el := c.m[id]
+	if el == nil {
+		el = c.order.PushFront(&cachedPackage{id: id})
+		c.m[id] = el
+	} else {
+		c.order.MoveToFront(el)
+	}
+	e := el.Value.(*cachedPackage)
+	c.mu.Unlock()
+	e.once.Do(func() {
+		msg, err := store.Message(ctx, id)
+		if err != nil {
+			e.err = fmt.Errorf("reading the package: %w", err)
+			return
+		}
+		pk, err := pkg.ParseBytes(msg.Content, pkg.DefaultLimits())
+		if err != nil {
+			e.err = fmt.Errorf("%w: %v", mailbox.ErrCorrupt, errStoredPackage{err})
+			return
+		}
+		e.pk, e.size = pk, len(msg.Content)
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.err != nil {
+		if c.m[id] == el {
+			c.order.Remove(el)
+			delete(c.m, id)
+		}
+		return nil, e.err
+	}
+	if c.m[id] == el && e.held == 0 {
+		e.held = e.size
+		c.bytes += e.held
+	}
+	for c.order.Len() > 1 && (c.order.Len() > cacheMaxPackages || c.bytes > cacheMaxBytes) {
+		old := c.order.Remove(c.order.Back()).(*cachedPackage)
+		c.bytes -= old.held
+		delete(c.m, old.id)
+	}
+	cp := *e.pk
+	return &cp, nil
+}

@@ -1,0 +1,130 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/mail"
+	"strings"
+	"testing"
+	"time"
+
+	"cafgate/envelope/cms"
+	"cafgate/envelope/smime"
+	"cafgate/mailbox"
+)
+
+// TestQueuedCopiesAreBuiltWhenSent: the pipeline queues each remote recipient's copy as a recipe (no
+// sealed bytes in the store); the Builder turns the claimed entry into the copy, encrypted to that
+// recipient and signed by the gateway, under the Message-ID the entry was queued with, sealed afresh
+// at each attempt and reading each package once for all of its copies.
+func TestQueuedCopiesAreBuiltWhenSent(t *testing.T) {
+	ctx := context.Background()
+	const packages = 2
+	r := newDrainRig(t, packages)
+	if n, ok := drain(New(r.opt)); !ok || n != packages*3 {
+		t.Fatalf("drained %d (settled %v)", n, ok)
+	}
+	cs, err := r.store.Claim(ctx, mailbox.ClaimOptions{Limit: 100, Now: time.Now().Add(time.Minute)})
+	if err != nil || len(cs) != packages*3 {
+		t.Fatalf("claimed %d, %v", len(cs), err)
+	}
+	keys, err := drainKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &readCounter{Store: r.store}
+	b := NewBuilder(rc, r.opt.Signer)
+	dir := r.opt.Dir.(mapDir)
+	for _, c := range cs {
+		if c.Content != nil || c.Recipe == nil || c.ContentErr != nil {
+			t.Fatalf("%s: content %d bytes, recipe %d bytes, %v; want a recipe only", c.ID, len(c.Content), len(c.Recipe), c.ContentErr)
+		}
+		if bytes.Contains(c.Recipe, []byte("The team met")) {
+			t.Fatalf("%s: the recipe holds package text", c.ID)
+		}
+		first, err := b.Build(ctx, c)
+		if err != nil {
+			t.Fatalf("%s: Build: %v", c.ID, err)
+		}
+		again, err := b.Build(ctx, c)
+		if err != nil || bytes.Equal(first, again) {
+			t.Fatalf("%s: a second attempt's copy: equal %v, %v; want sealed afresh", c.ID, bytes.Equal(first, again), err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get("Message-ID"); got != c.HeaderMessageID {
+			t.Fatalf("%s: Message-ID %q, queued as %q", c.ID, got, c.HeaderMessageID)
+		}
+		name := strings.TrimSuffix(c.Recipient, "@council.example")
+		cert, err := x509.ParseCertificate(dir[c.Recipient].Certificates[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(r.opt.Signer.Cert)
+		o, err := smime.Open(first, smime.OpenOptions{Decrypter: &cms.Decrypter{Cert: cert, Key: keys[name]},
+			Verify: cms.VerifyOptions{Roots: roots}})
+		if err != nil {
+			t.Fatalf("%s: the recipient cannot open the copy: %v", c.ID, err)
+		}
+		if !bytes.Contains(o.Entity, []byte("The team met and agreed")) || o.Signature() == nil {
+			t.Fatalf("%s: opened copy: signature %v, content %.200q", c.ID, o.Signature(), o.Entity)
+		}
+	}
+	if got := rc.reads.Load(); got != packages {
+		t.Errorf("%d package reads to build %d copies of %d packages, want one each", got, len(cs), packages)
+	}
+
+	// A recipe that is not the entry's, or does not read, cannot be mended by trying again.
+	other := *cs[0]
+	other.Recipient = "zed@council.example"
+	if _, err := b.Build(ctx, &other); !errors.Is(err, mailbox.ErrCorrupt) {
+		t.Errorf("another entry's recipe: %v, want ErrCorrupt", err)
+	}
+	bad := *cs[0]
+	bad.Recipe = []byte(`{"v": 99}`)
+	if _, err := b.Build(ctx, &bad); !errors.Is(err, mailbox.ErrCorrupt) {
+		t.Errorf("a recipe of another version: %v, want ErrCorrupt", err)
+	}
+	// A store that cannot be read now is worth another attempt.
+	down := NewBuilder(failingReader{}, r.opt.Signer)
+	if _, err := down.Build(ctx, cs[0]); err == nil || errors.Is(err, mailbox.ErrCorrupt) {
+		t.Errorf("store down: %v, want a temporary error", err)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Message(context.Context, string) (*mailbox.Stored, error) {
+	return nil, mailbox.ErrUnavailable
+}
+
+// TestPackageCacheBounds: the Builder's cache keeps at most its count of packages, least recently
+// used out first, and forgets failed reads.
+func TestPackageCacheBounds(t *testing.T) {
+	ctx := context.Background()
+	r := newDrainRig(t, 3)
+	rc := &readCounter{Store: r.store}
+	c := newPackageCache()
+	for _, id := range []string{"drain-000000", "drain-000001", "drain-000000", "drain-000002"} {
+		if _, err := c.get(ctx, rc, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rc.reads.Load(); got != 3 {
+		t.Fatalf("%d reads, want 3", got)
+	}
+	if _, err := c.get(ctx, rc, "no-such-package"); err == nil {
+		t.Fatal("a package that is not there was found")
+	}
+	c.mu.Lock()
+	n, held := c.order.Len(), c.bytes
+	c.mu.Unlock()
+	if n != 3 || held <= 0 {
+		t.Fatalf("cache holds %d packages, %d bytes; want the 3 read", n, held)
+	}
+}
