@@ -68,6 +68,10 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ForRecipient: %v", err)
 		}
+		// CopySize is about its size: at most 1 KiB over, at most half under (bare LF made CRLF).
+		if size, err := p.CopySize(AllSections()); err != nil || size > len(out)+1024 || 2*size < len(out) {
+			t.Fatalf("CopySize = %d, %v; ForRecipient wrote %d bytes", size, err, len(out))
+		}
 		q, err := ParseBytes(out, Limits{})
 		if err != nil {
 			t.Fatalf("per-recipient package refused: %v\n%q", err, out)

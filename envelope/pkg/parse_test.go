@@ -319,6 +319,9 @@ func TestForRecipient(t *testing.T) {
 		t.Errorf("go-message reads %q", names)
 	}
 
+	if _, err := p.CopySize([]Section{Consent}); !errors.Is(err, ErrNothingAllowed) {
+		t.Fatalf("CopySize with nothing allowed: %v", err)
+	}
 	if _, err := p.ForRecipient([]Section{Consent}); !errors.Is(err, ErrNothingAllowed) {
 		t.Errorf("nothing allowed: %v", err)
 	}

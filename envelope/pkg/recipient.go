@@ -24,12 +24,50 @@ var ErrNothingAllowed = errors.New("pkg: no document of the package may go to th
 // signed and encrypted. It returns ErrNothingAllowed when no document may be sent, and an error when
 // Manifest.Child is empty (a plain e-mail's: set it from the episode) or allowed names an unknown section.
 func (p *Package) ForRecipient(allowed []Section) ([]byte, error) {
+	return p.AppendForRecipient(nil, allowed)
+}
+
+// AppendForRecipient is ForRecipient appending the entity to dst (say, after the caller's mail
+// header, in a buffer the caller reuses).
+func (p *Package) AppendForRecipient(dst []byte, allowed []Section) ([]byte, error) {
+	out, docs, err := p.choose(allowed)
+	if err != nil {
+		return nil, err
+	}
+	js, err := out.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return writePackage(dst, js, docs), nil
+}
+
+// CopySize is ForRecipient without writing the entity: it returns the error ForRecipient would,
+// or about the size of the entity it would write (within a few hundred bytes, more where documents
+// have bare LF line ends to make CRLF).
+func (p *Package) CopySize(allowed []Section) (int, error) {
+	out, docs, err := p.choose(allowed)
+	if err != nil {
+		return 0, err
+	}
+	js, err := out.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	size := 256 + len(js)
+	for _, d := range docs {
+		size += 128 + len(d.ent.rawHeader) + len(d.ent.body)
+	}
+	return size, nil
+}
+
+// choose is the manifest and documents of allowed's copy (see ForRecipient).
+func (p *Package) choose(allowed []Section) (Manifest, []*Document, error) {
 	if !isChildID(p.Manifest.Child) {
-		return nil, errors.New("pkg: the package has no valid child identifier; set Manifest.Child from the episode first")
+		return Manifest{}, nil, errors.New("pkg: the package has no valid child identifier; set Manifest.Child from the episode first")
 	}
 	for _, s := range allowed {
 		if !s.Valid() {
-			return nil, errors.New("pkg: allowed names an unknown section " + strconv.Quote(string(s)))
+			return Manifest{}, nil, errors.New("pkg: allowed names an unknown section " + strconv.Quote(string(s)))
 		}
 	}
 	may := newSectionSet(allowed)
@@ -48,33 +86,29 @@ func (p *Package) ForRecipient(allowed []Section) ([]byte, error) {
 		out.Documents = append(out.Documents, DocumentEntry{Part: d.Part, Sections: append([]Section(nil), d.Sections...)})
 	}
 	if len(docs) == 0 {
-		return nil, ErrNothingAllowed
+		return Manifest{}, nil, ErrNothingAllowed
 	}
 	out.Withheld = append([]Section{}, withheld.list()...)
-	js, err := out.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return writePackage(js, docs), nil
+	return out, docs, nil
 }
 
-// writePackage writes the multipart/mixed entity: manifest first, then the documents.
-func writePackage(manifest []byte, docs []*Document) []byte {
+// writePackage appends the multipart/mixed entity to dst: manifest first, then the documents.
+func writePackage(dst, manifest []byte, docs []*Document) []byte {
 	boundary := chooseBoundary(manifest, docs)
 	size := 2*len(manifest) + 512
 	for _, d := range docs {
 		size += len(d.ent.rawHeader) + len(d.ent.body) + len(d.ent.body)/64 + 256 // room for LF made CRLF
 	}
-	var b bytes.Buffer
+	b := bytes.NewBuffer(dst)
 	b.Grow(size)
 	b.WriteString("MIME-Version: 1.0\r\n")
 	b.WriteString("Content-Type: " + mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}) + "\r\n")
 	b.WriteString("\r\n")
 	b.WriteString("--" + boundary + "\r\n")
-	writeManifestPart(&b, manifest)
+	writeManifestPart(b, manifest)
 	for _, d := range docs {
 		b.WriteString("\r\n--" + boundary + "\r\n")
-		writeDocument(&b, d)
+		writeDocument(b, d)
 	}
 	b.WriteString("\r\n--" + boundary + "--\r\n")
 	return b.Bytes()

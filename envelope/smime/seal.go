@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 
 	"cafgate/envelope/cms"
 )
@@ -69,19 +70,32 @@ func sealEntity(w io.Writer, parts [][]byte, opts SealOptions) error {
 	if opts.Encrypt == nil && !opts.Opaque {
 		return signDetached(w, opts.Signer, parts)
 	}
-	signed, err := signEntity(parts, opts)
-	if err != nil {
-		return err
-	}
 	if opts.Encrypt == nil {
+		signed, err := signEntity(nil, parts, opts)
+		if err != nil {
+			return err
+		}
 		_, err = w.Write(signed)
 		return err
 	}
+	// Signed, then encrypted in place and written: the signed entity is dead once written, so its
+	// buffer goes back to the pool (a fresh one of a megabyte costs its clearing at every copy).
+	bp := signedBuffers.Get().(*[]byte)
+	defer signedBuffers.Put(bp)
+	signed, err := signEntity((*bp)[:0], parts, opts)
+	if err != nil {
+		return err
+	}
+	*bp = signed[:0]
 	return EncryptInPlace(w, signed, *opts.Encrypt)
 }
 
-// signEntity returns the signed entity in one buffer with room to encrypt it in place.
-func signEntity(parts [][]byte, opts SealOptions) ([]byte, error) {
+// signedBuffers hold signed entities while they are encrypted.
+var signedBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// signEntity returns the signed entity in one buffer with room to encrypt it in place, reusing
+// dst's storage when it is large enough.
+func signEntity(dst []byte, parts [][]byte, opts SealOptions) ([]byte, error) {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -90,16 +104,16 @@ func signEntity(parts [][]byte, opts SealOptions) ([]byte, error) {
 	for _, c := range opts.Signer.Chain {
 		sigLen += len(c.Raw)
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(dst[:0])
 	if opts.Opaque {
 		buf.Grow(len(signedDataType+p7mTrailer) + base64Len(n+sigLen) + 16)
-		if err := SignOpaque(&buf, bytes.Join(parts, nil), opts.Signer); err != nil {
+		if err := SignOpaque(buf, bytes.Join(parts, nil), opts.Signer); err != nil {
 			return nil, err
 		}
 		return buf.Bytes(), nil
 	}
 	buf.Grow(n + signedOverhead(sigLen) + 16)
-	if err := signDetached(&buf, opts.Signer, parts); err != nil {
+	if err := signDetached(buf, opts.Signer, parts); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -128,23 +128,41 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	body, err := copyBody(pk, r.Sections)
+	// The copy (header and entity) is built in a buffer of the pool: Seal keeps nothing of it.
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	sections := copySections(pk, r.Sections)
+	msg, err := pk.AppendForRecipient(append((*bp)[:0], copyHeader(r.Sender, r.To, pk.Manifest.Episode, r.Date, r.HeaderID)...), sections)
 	if err != nil {
 		// The decision allowed sections of this package when the recipe was made: it cannot change.
 		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
-	msg := append([]byte(copyHeader(r.Sender, r.To, pk.Manifest.Episode, r.Date, r.HeaderID)), body...)
+	*bp = msg
 	var sealed bytes.Buffer
-	sealed.Grow(len(msg)*4/3 + 8<<10)
+	sealed.Grow(len(msg)*4/3 + len(msg)/38 + 8<<10) // base64 of the encrypted entity, CRLF every 76
 	if err := smime.Seal(&sealed, msg, smime.SealOptions{Signer: b.signer, Encrypt: enc}); err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: sealing: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
 	return sealed.Bytes(), nil
 }
 
+// copyBuffers are the buffers copies are built in before they are sealed.
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // copyBody is the MIME entity of a recipient's copy of pk: only the allowed sections (all when
 // allowed is empty). pk is the caller's own shallow copy: its manifest may be changed.
 func copyBody(pk *pkg.Package, allowed []policy.Section) ([]byte, error) {
+	return pk.ForRecipient(copySections(pk, allowed))
+}
+
+// copySize is about the size copyBody would return, or its error, without building the copy.
+func copySize(pk *pkg.Package, allowed []policy.Section) (int, error) {
+	return pk.CopySize(copySections(pk, allowed))
+}
+
+// copySections readies pk (the caller's own shallow copy) for a recipient's copy and returns the
+// sections of it allowed (all when allowed is empty).
+func copySections(pk *pkg.Package, allowed []policy.Section) []pkg.Section {
 	if pk.Manifest.Child == "" {
 		// A plain e-mail names no child; the episode reference stands in for it in the copy's manifest.
 		pk.Manifest.Child = pk.Manifest.Episode
@@ -156,7 +174,7 @@ func copyBody(pk *pkg.Package, allowed []policy.Section) ([]byte, error) {
 	if len(sections) == 0 {
 		sections = pk.Manifest.AllSections()
 	}
-	return pk.ForRecipient(sections)
+	return sections
 }
 
 // packageCache keeps the packages the relay's attempts built copies from last, parsed: the copies

@@ -53,7 +53,8 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 		notDelivered(&step, "standing")
 		return step, nil
 	}
-	body, err := copyBody(pk, w.Decision.Allowed)
+	// The copy itself is built here only for a hosted mailbox; a remote one is built when sent.
+	size, err := copySize(pk, w.Decision.Allowed)
 	if errors.Is(err, pkg.ErrNothingAllowed) {
 		step.State = mailbox.StateRefused // consent lets none of this package's documents go to them
 		notDelivered(&step, "nothing-allowed")
@@ -94,8 +95,12 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 		}
 		step.State = mailbox.StateQueued
 		step.Outbound = []*mailbox.Outbound{{MessageID: w.MessageID, From: w.Sender, Recipient: w.Recipient,
-			Recipe: rb, HeaderMessageID: headerID, Size: len(header) + len(body)}}
+			Recipe: rb, HeaderMessageID: headerID, Size: len(header) + size}}
 		return step, nil
+	}
+	body, err := copyBody(pk, w.Decision.Allowed)
+	if err != nil {
+		return step, fmt.Errorf("building the copy: %w", err)
 	}
 	var sealed bytes.Buffer
 	err = smime.Seal(&sealed, append([]byte(header), body...), smime.SealOptions{Signer: p.opt.Signer, Encrypt: &plan.Encrypt})
