@@ -94,6 +94,7 @@ type gw struct {
 	key          []byte // the content key
 	imap         *imapd.Server
 	pipeline     *deliver.Pipeline
+	builder      *deliver.Builder // builds the queued package copies for the relay, with the pipeline's packages
 	stopPipeline context.CancelFunc
 	pipelineDone chan struct{}
 	identity     *gatewayIdentity    // the gateway's S/MIME certificate and key; nil when not configured
@@ -165,7 +166,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger, ls map[st
 	}
 	g.pipeline = deliver.New(deliver.Options{Store: store, Dir: dir, Validator: validator, Signer: id.signer(), Sealing: sealing,
 		Hostname: cfg.Hostname, Queued: g.relay.Wake, Hosted: cfg.IMAP.Hosted, Delivered: notifier.Notify,
-		Log: log.With("part", "delivery"), Held: store.Held,
+		Log: log.With("part", "delivery"), Held: store.Held, Builder: g.builder,
 		Reports: mailbox.ReportOptions{Deadline: cfg.Ledger.ReceiptDeadline.D(), FirstAfter: cfg.Ledger.ReceiptFirstAfter.D()},
 		Notice: (&notify.Builder{From: cfg.PickupNotifyFrom(), Report: cfg.PickupReportTo(), Hostname: cfg.Hostname,
 			BaseURL: cfg.PickupBaseURL()}).Build,
@@ -355,7 +356,8 @@ func (g *gw) startRelay(cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	opt.Build = deliver.NewBuilder(g.store, g.identity.signer()).Build // package copies are sealed as they are sent
+	g.builder = deliver.NewBuilder(g.store, g.identity.signer())
+	opt.Build = g.builder.Build // package copies are sealed as they are sent
 	if g.relay, err = relay.New(g.store, opt); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}

@@ -74,6 +74,9 @@ type Options struct {
 	// Held reports whether an operator holds delivery (`cafgate queue pause`): while it does, or
 	// cannot tell, a round takes nothing and recipients stay pending. nil: never held.
 	Held func(ctx context.Context) (bool, error)
+	// Builder, when set, is the relay's builder of queued copies (relay.Options.Build): the packages
+	// a round reads go into its cache, so the relay's attempts that follow do not read them again.
+	Builder *Builder
 }
 
 // Pipeline is the delivery worker.
@@ -116,6 +119,14 @@ func New(opt Options) *Pipeline {
 		opt.Reports.Hostname = opt.Hostname
 	}
 	return &Pipeline{opt: opt, kick: make(chan struct{}, 1)}
+}
+
+// shared is the Builder's package cache, or nil.
+func (p *Pipeline) shared() *packageCache {
+	if p.opt.Builder == nil {
+		return nil
+	}
+	return p.opt.Builder.packages
 }
 
 // Kick asks for a round now (after an acceptance).
@@ -171,7 +182,7 @@ func (p *Pipeline) Round(ctx context.Context) int {
 
 // serial seals one recipient's copy and commits its step before taking the next.
 func (p *Pipeline) serial(ctx context.Context, work []mailbox.DeliveryWork) (queued bool) {
-	pkgs := newRoundCache(p.opt.Store, work)
+	pkgs := newRoundCache(p.opt.Store, work, p.shared())
 	for _, w := range work {
 		if ctx.Err() != nil {
 			break // stopping: the rest stays pending for the next start
@@ -204,7 +215,7 @@ func (p *Pipeline) concurrent(ctx context.Context, work []mailbox.DeliveryWork) 
 	// waits to hand its copy over).
 	steps := make(chan mailbox.DeliveryStep, p.opt.CommitBatch)
 	budget := newByteBudget(sealedBudget)
-	pkgs := newRoundCache(p.opt.Store, work)
+	pkgs := newRoundCache(p.opt.Store, work, p.shared())
 	var wg sync.WaitGroup
 	for range min(p.opt.Workers, len(work)) {
 		wg.Add(1)

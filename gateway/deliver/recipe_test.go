@@ -128,3 +128,29 @@ func TestPackageCacheBounds(t *testing.T) {
 		t.Fatalf("cache holds %d packages, %d bytes; want the 3 read", n, held)
 	}
 }
+
+// TestPipelineAndBuilderShareReads: with the Builder given to the pipeline, a package is read once
+// for the round that queues its copies and the relay's attempts that build them.
+func TestPipelineAndBuilderShareReads(t *testing.T) {
+	ctx := context.Background()
+	const packages = 3
+	r := newDrainRig(t, packages)
+	rc := &readCounter{Store: r.store}
+	b := NewBuilder(rc, r.opt.Signer)
+	r.opt.Store, r.opt.Builder = rc, b
+	if n, ok := drain(New(r.opt)); !ok || n != packages*3 {
+		t.Fatalf("drained %d (settled %v)", n, ok)
+	}
+	cs, err := r.store.Claim(ctx, mailbox.ClaimOptions{Limit: 100, Now: time.Now().Add(time.Minute)})
+	if err != nil || len(cs) != packages*3 {
+		t.Fatalf("claimed %d, %v", len(cs), err)
+	}
+	for _, c := range cs {
+		if _, err := b.Build(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rc.reads.Load(); got != packages {
+		t.Errorf("%d package reads for %d packages queued and built, want one each", got, packages)
+	}
+}

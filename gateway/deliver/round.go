@@ -24,7 +24,8 @@ import (
 // roundCache hands out each package of a round, read and parsed by the first worker that asks, and
 // each recipient's usable certificate, worked out by the first worker that asks.
 type roundCache struct {
-	store Store
+	store  Store
+	shared *packageCache // the Builder's, when the pipeline has one: packages are read once for both
 	mu    sync.Mutex
 	m     map[string]*parsedEntry
 	certs map[string]*certEntry
@@ -43,8 +44,8 @@ type parsedEntry struct {
 }
 
 // newRoundCache counts, for each package of work, how many of its recipients the round has.
-func newRoundCache(store Store, work []mailbox.DeliveryWork) *roundCache {
-	c := &roundCache{store: store, m: make(map[string]*parsedEntry), certs: make(map[string]*certEntry)}
+func newRoundCache(store Store, work []mailbox.DeliveryWork, shared *packageCache) *roundCache {
+	c := &roundCache{store: store, shared: shared, m: make(map[string]*parsedEntry), certs: make(map[string]*certEntry)}
 	for _, w := range work {
 		e := c.m[w.MessageID]
 		if e == nil {
@@ -66,6 +67,10 @@ func (c *roundCache) get(ctx context.Context, id string) (pk *pkg.Package, done 
 	}
 	c.mu.Unlock()
 	e.once.Do(func() {
+		if c.shared != nil { // read into the cache the relay's attempts build the copies from
+			e.pk, e.err = c.shared.get(ctx, c.store, id)
+			return
+		}
 		msg, err := c.store.Message(ctx, id)
 		if err != nil {
 			e.err = fmt.Errorf("reading the message: %w", err)

@@ -65,7 +65,7 @@ func TestParsedPackagesLetGo(t *testing.T) {
 	if err != nil || len(work) != 3 {
 		t.Fatalf("pending: %d, %v", len(work), err)
 	}
-	c := newRoundCache(r.store, work)
+	c := newRoundCache(r.store, work, nil)
 	a, doneA, err := c.get(context.Background(), work[0].MessageID)
 	if err != nil {
 		t.Fatal(err)
