@@ -64,11 +64,12 @@ func newRecipe(w mailbox.DeliveryWork, to string, date time.Time, headerID strin
 	return r
 }
 
-// encryptOptions turns the recipe's keys back into the encryption the plan chose.
-func (r *recipe) encryptOptions() (*cms.EncryptOptions, error) {
+// encryptOptions turns the recipe's keys back into the encryption the plan chose, parsing each
+// certificate with parse.
+func (r *recipe) encryptOptions(parse func([]byte) (*x509.Certificate, error)) (*cms.EncryptOptions, error) {
 	opts := &cms.EncryptOptions{Cipher: cms.Cipher(r.Cipher)}
 	for _, k := range r.Keys {
-		c, err := x509.ParseCertificate(k.Cert)
+		c, err := parse(k.Cert)
 		if err != nil {
 			return nil, fmt.Errorf("a certificate of the recipe: %w", err)
 		}
@@ -92,6 +93,33 @@ type Builder struct {
 	store    PackageReader
 	signer   *cms.Signer
 	packages *packageCache
+
+	mu    sync.Mutex
+	certs map[string]*x509.Certificate // parsed recipe certificates by DER (a recipient's recur)
+}
+
+// maxParsedCerts bounds Builder.certs; past it the map starts again.
+const maxParsedCerts = 4096
+
+// parseCert is x509.ParseCertificate remembered: every copy to a recipient names the same one.
+func (b *Builder) parseCert(der []byte) (*x509.Certificate, error) {
+	b.mu.Lock()
+	c := b.certs[string(der)]
+	b.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if len(b.certs) >= maxParsedCerts {
+		clear(b.certs)
+	}
+	b.certs[string(der)] = c
+	b.mu.Unlock()
+	return c, nil
 }
 
 // PackageReader reads a stored package.
@@ -102,7 +130,7 @@ type PackageReader interface {
 // NewBuilder returns a Builder reading packages from store and signing as signer (the gateway's
 // S/MIME identity; the pipeline's Options.Signer).
 func NewBuilder(store PackageReader, signer *cms.Signer) *Builder {
-	return &Builder{store: store, signer: signer, packages: newPackageCache()}
+	return &Builder{store: store, signer: signer, packages: newPackageCache(), certs: make(map[string]*x509.Certificate)}
 }
 
 // Build builds and seals the copy that claimed entry c was queued for by recipe: the relay calls it
@@ -120,7 +148,7 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 	if r.MessageID != c.MessageID || !strings.EqualFold(r.Recipient, c.Recipient) || r.HeaderID != c.HeaderMessageID {
 		return nil, fmt.Errorf("%w: queue entry %s: the recipe is for another entry", mailbox.ErrCorrupt, c.ID)
 	}
-	enc, err := r.encryptOptions()
+	enc, err := r.encryptOptions(b.parseCert)
 	if err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
