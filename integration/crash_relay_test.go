@@ -442,9 +442,15 @@ func newRelayServer(t *testing.T, g *gateway, smartHost string) *relayServer {
 	t.Cleanup(func() {
 		s.kill()
 		b, _ := os.ReadFile(s.logPath)
-		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "panic serving", "fatal error:"} {
 			if i := bytes.Index(b, []byte(bad)); i >= 0 {
 				t.Errorf("cafgate serve's stderr reports %q:\n%s", bad, truncate(string(b[i:]), 3000))
+			}
+		}
+		// Nothing in these runs is an error: a kill is no reason for the restarted gateway to log one.
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "level=ERROR") {
+				t.Errorf("cafgate serve logged an error: %s", truncate(l, 600))
 			}
 		}
 		if t.Failed() {
