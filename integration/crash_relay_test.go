@@ -33,6 +33,7 @@ import (
 // reaches Postfix through a proxy that delays Postfix's answers (slowProxy) so that kills fall inside
 // attempts, some between Postfix's acceptance and the relay's record of it. Once the queue is empty
 // the test requires:
+//
 //   - every stored package (`cafgate message list`, which includes any whose 250 a kill lost, and
 //     every package answered 250) reached Rita's maildir at least once, under the Message-ID the
 //     pipeline gives her copy; a second arrival has that same Message-ID (the documented duplicate:
@@ -44,8 +45,7 @@ import (
 //   - every queue entry is delivered (none left queued, sending or failed), and the ledger holds
 //     exactly one "relayed" event for each of Rita's copies;
 //   - Gwen's hosted mailbox holds each package exactly once;
-//   - `cafgate ledger verify` and `cafgate message verify` pass.
-//
+//   - `cafgate ledger verify` and `cafgate message verify` pass;
 //   - at least one "lease-expired" event: some kill did cut an attempt off (else the test proved little);
 //   - nothing in cafgate serve's stderr at level ERROR, and no panic.
 //
