@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"cafgate/mailbox/ledger"
@@ -56,8 +57,30 @@ func appendEvent(ctx context.Context, tx *sql.Tx, ev event) error {
 	if err != nil {
 		return err
 	}
-	return ledger.Append(ctx, tx, ev.At, e)
+	v, ok := txAppenders.Load(tx)
+	if !ok { // a transaction writeTx did not open: an appender of its own, reading the head
+		return ledger.Append(ctx, tx, ev.At, e)
+	}
+	a, _ := v.(*ledger.Appender)
+	if a == nil {
+		if a, err = ledger.NewAppender(ctx, tx); err != nil {
+			return err
+		}
+		txAppenders.Store(tx, a)
+	}
+	if _, err := a.Append(ctx, ev.At, e); err != nil {
+		txAppenders.Store(tx, (*ledger.Appender)(nil)) // a failed appender is not used again
+		return err
+	}
+	return nil
 }
+
+// txAppenders holds the ledger appender of each transaction writeTx has open (nil until its first
+// event), so that the events of one transaction (up to hundreds in a group commit) extend the tree
+// from memory instead of each reading the stored head again. An appender that finds the stored head
+// changed under it (an event rolled back to a savepoint, or appended by other code) reads it again
+// (ledger.Appender).
+var txAppenders sync.Map // *sql.Tx -> *ledger.Appender
 
 // ledgerEvent builds and checks the envelope of one event.
 func ledgerEvent(typ, messageID string, data any, at time.Time) (*ledger.Event, error) {

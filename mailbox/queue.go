@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"cafgate/mailbox/ledger"
 )
 
 // Queue states.
@@ -206,6 +208,8 @@ func (s *Store) writeTx(ctx context.Context, durable bool, fn func(tx *sql.Tx) e
 	if err != nil {
 		return classify(err)
 	}
+	txAppenders.Store(tx, (*ledger.Appender)(nil))
+	defer txAppenders.Delete(tx)
 	defer s.tellLocal() // after the commit or rollback: watchers look again either way
 	if err := fn(tx); err != nil {
 		tx.Rollback()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -164,4 +165,49 @@ func TestQueueRecipeRefused(t *testing.T) {
 	if _, err := s.Enqueue(context.Background(), ok()); err != nil {
 		t.Fatalf("the good recipe: %v", err)
 	}
+}
+
+// TestOneAppenderPerTransaction: the events of one transaction (a group of outcomes, written again
+// with savepoints after a refusal) extend the ledger from one appender, and the ledger verifies with
+// each event once.
+func TestOneAppenderPerTransaction(t *testing.T) {
+	s, opt := qStore(t)
+	ctx := context.Background()
+	var outs []*Outbound
+	for _, r := range []string{"a", "b", "c", "d", "e", "f"} {
+		outs = append(outs, qOutbound(r+"@council.example"))
+	}
+	ids := qEnqueue(t, s, outs...)
+	cs := qClaim(t, s, ClaimOptions{Domain: "council.example", Limit: 10, Now: qT0})
+	if len(cs) != len(ids) {
+		t.Fatalf("claimed %d", len(cs))
+	}
+	var results []QueueResult
+	for i, c := range cs {
+		l := c.Lease
+		if i == 3 {
+			l.Token = 99 // refused: the whole group is written again with savepoints
+		}
+		results = append(results, QueueResult{Lease: l, State: QueueDelivered, Outcome: Outcome{At: qT0, Answer: "250 ok"}})
+	}
+	errs, err := s.RecordOutcomes(ctx, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if (i == 3) != errors.Is(e, ErrLeaseLost) || (i != 3 && e != nil) {
+			t.Fatalf("errs = %v", errs)
+		}
+	}
+	for i, c := range cs {
+		want := "queued,relayed"
+		if i == 3 {
+			want = "queued"
+		}
+		if got := strings.Join(qEvents(t, s, c.ID), ","); got != want {
+			t.Errorf("%s: events %s, want %s", c.ID, got, want)
+		}
+	}
+	s.Close()
+	verifyLedger(t, opt)
 }

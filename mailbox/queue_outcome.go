@@ -73,6 +73,27 @@ func (s *Store) RecordOutcomes(ctx context.Context, results []QueueResult) (errs
 			tx = s.queueTx
 		}
 	}
+	// First all of them without savepoints (two statements less each): a refusal is rare, and if one
+	// comes the transaction is rolled back and written again with a savepoint around each.
+	err = tx(ctx, func(tx *sql.Tx) error {
+		for i := range results {
+			r := results[i]
+			if errs[i] = checkResult(&r, s.opt.Now); errs[i] != nil {
+				continue
+			}
+			if err := s.finishTx(ctx, tx, r); err != nil {
+				if err = classifyQueue(err); isOutcomeRefusal(err) {
+					return errWithSavepoints{err}
+				}
+				return err // full, unavailable: nothing of the batch can be trusted to commit
+			}
+		}
+		return nil
+	})
+	var retry errWithSavepoints
+	if !errors.As(err, &retry) {
+		return errs, err
+	}
 	err = tx(ctx, func(tx *sql.Tx) error {
 		for i := range results {
 			errs[i] = nil
@@ -85,7 +106,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, results []QueueResult) (errs
 			}
 			if errs[i] = s.finishTx(ctx, tx, r); errs[i] != nil {
 				errs[i] = classifyQueue(errs[i])
-				if !errors.Is(errs[i], ErrLeaseLost) && !errors.Is(errs[i], ErrInvalid) && !errors.Is(errs[i], ErrDuplicate) {
+				if !isOutcomeRefusal(errs[i]) {
 					return errs[i] // full, unavailable: nothing of the batch can be trusted to commit
 				}
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO queue_result`); err != nil {
@@ -100,6 +121,19 @@ func (s *Store) RecordOutcomes(ctx context.Context, results []QueueResult) (errs
 	})
 	return errs, err
 }
+
+// isOutcomeRefusal tells an outcome's own refusal, which leaves the others of its batch to be
+// recorded, from a failure of the whole transaction.
+func isOutcomeRefusal(err error) bool {
+	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrDuplicate)
+}
+
+// errWithSavepoints ends RecordOutcomes' first pass: an outcome failed, so the batch is written again
+// with each outcome in a savepoint of its own.
+type errWithSavepoints struct{ err error }
+
+func (e errWithSavepoints) Error() string { return e.err.Error() }
+func (e errWithSavepoints) Unwrap() error { return e.err }
 
 // checkResult refuses a result missing what its state needs and fills in its time.
 func checkResult(r *QueueResult, now func() time.Time) error {
