@@ -67,6 +67,24 @@ func (s *Store) Message(ctx context.Context, id string) (*Stored, error) {
 	return &st, nil
 }
 
+// MessageContent is Message's content alone, with the same checks: for the delivery pipeline and
+// relay, which read each package they make copies of and need nothing else of it (Message also
+// gathers its recipients).
+func (s *Store) MessageContent(ctx context.Context, id string) ([]byte, error) {
+	ctx = uncancelled(ctx)
+	sum := Summary{ID: id}
+	var nonce, sealed []byte
+	err := s.rdb.QueryRowContext(ctx, `SELECT size, digest, content_nonce, content FROM messages WHERE id = ?`, id).
+		Scan(&sum.Size, &sum.Digest, &nonce, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return s.unseal(&sum, nonce, sealed)
+}
+
 // unseal decrypts content and checks it against the summary's size and digest.
 func (s *Store) unseal(sum *Summary, nonce, sealed []byte) ([]byte, error) {
 	if sealed == nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -186,5 +187,32 @@ func TestVerifyManyPages(t *testing.T) {
 	rep, err := s.Verify(context.Background())
 	if err != nil || rep.Messages != verifyPage*2+3 || rep.OK != rep.Messages {
 		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestMessageContent: the content alone, as Message has it, with the same checks.
+func TestMessageContent(t *testing.T) {
+	ctx := context.Background()
+	opt := testOpts(t)
+	s := openTest(t, opt)
+	if err := s.Accept(ctx, msg("m1", body(3))); err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.Message(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.MessageContent(ctx, "m1")
+	if err != nil || !bytes.Equal(c, full.Content) {
+		t.Fatalf("MessageContent = %d bytes, %v; Message has %d", len(c), err, len(full.Content))
+	}
+	if _, err := s.MessageContent(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing message: %v", err)
+	}
+	if _, err := rawDB(t, opt.Path).Exec(`UPDATE messages SET digest = ? WHERE id = 'm1'`, strings.Repeat("0", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MessageContent(ctx, "m1"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("digest changed: %v, want ErrCorrupt", err)
 	}
 }

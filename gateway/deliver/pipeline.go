@@ -27,6 +27,7 @@ type Store interface {
 	FinishDelivery(ctx context.Context, step mailbox.DeliveryStep) (bool, error)
 	FinishDeliveries(ctx context.Context, steps []mailbox.DeliveryStep) ([]bool, error)
 	Message(ctx context.Context, id string) (*mailbox.Stored, error)
+	MessageContent(ctx context.Context, id string) ([]byte, error)
 	DecidePackage(ctx context.Context, at time.Time, sender *directory.Practitioner, to []mailbox.Addressee, p policy.Package) (*mailbox.PackageDecision, error)
 	RecordDecisions(ctx context.Context, messageID string, pd *mailbox.PackageDecision) error
 	SendReports(ctx context.Context, opt mailbox.ReportOptions) (int, error)

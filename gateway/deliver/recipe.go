@@ -124,7 +124,7 @@ func (b *Builder) parseCert(der []byte) (*x509.Certificate, error) {
 
 // PackageReader reads a stored package.
 type PackageReader interface {
-	Message(ctx context.Context, id string) (*mailbox.Stored, error)
+	MessageContent(ctx context.Context, id string) ([]byte, error)
 }
 
 // NewBuilder returns a Builder reading packages from store and signing as signer (the gateway's
@@ -247,17 +247,17 @@ func (c *packageCache) get(ctx context.Context, store PackageReader, id string) 
 	e := el.Value.(*cachedPackage)
 	c.mu.Unlock()
 	e.once.Do(func() {
-		msg, err := store.Message(ctx, id)
+		content, err := store.MessageContent(ctx, id)
 		if err != nil {
 			e.err = fmt.Errorf("reading the package: %w", err)
 			return
 		}
-		pk, err := pkg.ParseBytes(msg.Content, pkg.DefaultLimits())
+		pk, err := pkg.ParseBytes(content, pkg.DefaultLimits())
 		if err != nil {
 			e.err = fmt.Errorf("%w: %v", mailbox.ErrCorrupt, errStoredPackage{err})
 			return
 		}
-		e.pk, e.size = pk, len(msg.Content)
+		e.pk, e.size = pk, len(content)
 	})
 	c.mu.Lock()
 	defer c.mu.Unlock()

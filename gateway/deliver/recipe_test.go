@@ -99,7 +99,7 @@ func TestQueuedCopiesAreBuiltWhenSent(t *testing.T) {
 
 type failingReader struct{}
 
-func (failingReader) Message(context.Context, string) (*mailbox.Stored, error) {
+func (failingReader) MessageContent(context.Context, string) ([]byte, error) {
 	return nil, mailbox.ErrUnavailable
 }
 

@@ -26,9 +26,9 @@ import (
 type roundCache struct {
 	store  Store
 	shared *packageCache // the Builder's, when the pipeline has one: packages are read once for both
-	mu    sync.Mutex
-	m     map[string]*parsedEntry
-	certs map[string]*certEntry
+	mu     sync.Mutex
+	m      map[string]*parsedEntry
+	certs  map[string]*certEntry
 }
 
 type certEntry struct {
@@ -71,12 +71,12 @@ func (c *roundCache) get(ctx context.Context, id string) (pk *pkg.Package, done 
 			e.pk, e.err = c.shared.get(ctx, c.store, id)
 			return
 		}
-		msg, err := c.store.Message(ctx, id)
+		content, err := c.store.MessageContent(ctx, id)
 		if err != nil {
 			e.err = fmt.Errorf("reading the message: %w", err)
 			return
 		}
-		e.pk, e.err = pkg.ParseBytes(msg.Content, pkg.DefaultLimits())
+		e.pk, e.err = pkg.ParseBytes(content, pkg.DefaultLimits())
 		if e.err != nil {
 			e.err = errStoredPackage{e.err}
 		}

@@ -16,9 +16,9 @@ type readCounter struct {
 	reads atomic.Int64
 }
 
-func (c *readCounter) Message(ctx context.Context, id string) (*mailbox.Stored, error) {
+func (c *readCounter) MessageContent(ctx context.Context, id string) ([]byte, error) {
 	c.reads.Add(1)
-	return c.Store.Message(ctx, id)
+	return c.Store.MessageContent(ctx, id)
 }
 
 // validationCounter is acceptAll with its validations counted.

@@ -28,6 +28,7 @@ func (f *tellStore) FinishDeliveries(_ context.Context, steps []mailbox.Delivery
 	return make([]bool, len(steps)), nil
 }
 func (f *tellStore) Message(context.Context, string) (*mailbox.Stored, error) { return nil, nil }
+func (f *tellStore) MessageContent(context.Context, string) ([]byte, error)   { return nil, nil }
 func (f *tellStore) DecidePackage(context.Context, time.Time, *directory.Practitioner, []mailbox.Addressee, policy.Package) (*mailbox.PackageDecision, error) {
 	return nil, nil
 }
