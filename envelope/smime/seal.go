@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/emersion/go-message/textproto"
+
 	"cafgate/envelope/cms"
 )
 
@@ -39,15 +41,10 @@ func Seal(w io.Writer, msg []byte, opts SealOptions) error {
 	if err != nil {
 		return err
 	}
-	var entityHead bytes.Buffer
-	if err := writeHeaderFields(&entityHead, h, isContentField); err != nil {
+	parts, err := entityParts(h, body)
+	if err != nil {
 		return err
 	}
-	if !h.Has("Content-Type") {
-		entityHead.WriteString("Content-Type: text/plain; charset=us-ascii\r\n")
-	}
-	entityHead.Write(crlf)
-	parts := [][]byte{entityHead.Bytes(), body}
 
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if err := writeHeaderFields(bw, h, isOuterField); err != nil {
@@ -57,6 +54,84 @@ func Seal(w io.Writer, msg []byte, opts SealOptions) error {
 		return err
 	}
 	if err := sealEntity(bw, parts, opts); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// entityParts is the MIME entity to protect, in two parts: the Content-* fields of h (a plain-text
+// Content-Type when it has none) and the body.
+func entityParts(h textproto.Header, body []byte) ([][]byte, error) {
+	var entityHead bytes.Buffer
+	if err := writeHeaderFields(&entityHead, h, isContentField); err != nil {
+		return nil, err
+	}
+	if !h.Has("Content-Type") {
+		entityHead.WriteString("Content-Type: text/plain; charset=us-ascii\r\n")
+	}
+	entityHead.Write(crlf)
+	return [][]byte{entityHead.Bytes(), body}, nil
+}
+
+// Signed is a message's protected entity signed once, for SealSigned to encrypt to each of several
+// recipients: the copies of one package to recipients allowed the same sections share their entity,
+// and one signature (the same bytes, as one message signed to several recipients has) serves them all.
+type Signed struct {
+	entity []byte // the multipart/signed entity, CRLF
+}
+
+// Sign signs the protected entity of msg (its Content-* fields and body; its other fields are not
+// part of it) with signer, as Seal with SealOptions{Signer: signer} signs it before encrypting.
+func Sign(msg []byte, signer *cms.Signer) (*Signed, error) {
+	if signer == nil {
+		return nil, errors.New("smime: no signer")
+	}
+	block, body, err := splitEntity(Canonical(msg))
+	if err != nil {
+		return nil, err
+	}
+	h, err := readHeader(block)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := entityParts(h, body)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := signEntity(nil, parts, SealOptions{Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	return &Signed{entity: signed}, nil
+}
+
+// Size is the size of the signed entity.
+func (s *Signed) Size() int { return len(s.entity) }
+
+// SealSigned writes what Seal writes for a message whose header block is header (fields, each ending
+// in CRLF, no blank line after them) and whose entity s signed, encrypted with opts: header's fields
+// other than Content-* and MIME-Version, MIME-Version, then s encrypted. s is not changed.
+func SealSigned(w io.Writer, header []byte, s *Signed, opts cms.EncryptOptions) error {
+	h, err := readHeader(Canonical(header))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := writeHeaderFields(bw, h, isOuterField); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(bw, "MIME-Version: 1.0\r\n"); err != nil {
+		return err
+	}
+	// Encrypted in place in a pooled copy (16 octets of room for AES-GCM's tag): s serves others.
+	bp := signedBuffers.Get().(*[]byte)
+	defer signedBuffers.Put(bp)
+	buf := append((*bp)[:0], s.entity...)
+	if cap(buf) < len(buf)+16 {
+		buf = append(buf, make([]byte, 16)...)[:len(s.entity)]
+	}
+	*bp = buf[:0]
+	if err := EncryptInPlace(bw, buf, opts); err != nil {
 		return err
 	}
 	return bw.Flush()

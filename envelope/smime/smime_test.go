@@ -3,7 +3,9 @@ package smime
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -279,5 +281,72 @@ func TestCanonical(t *testing.T) {
 		if got := string(Canonical([]byte(in))); got != want {
 			t.Errorf("%q: %q", in, got)
 		}
+	}
+}
+
+// TestSignOnceSealToEach: an entity signed once and sealed to two recipients opens for each, signed by
+// the gateway with the same signature, holding what Seal would have sealed, under each one's header.
+func TestSignOnceSealToEach(t *testing.T) {
+	f := getFixture(t)
+	s, err := Sign([]byte(sample), f.signer(f.gateway))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := Seal(&want, []byte(sample), SealOptions{Signer: f.signer(f.gateway), Encrypt: &cms.EncryptOptions{Recipients: []cms.Recipient{{Cert: f.recips[0].Cert}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := Open(want.Bytes(), OpenOptions{Decrypter: f.decrypter(f.recips[0]), Verify: cms.VerifyOptions{Roots: f.ca.Roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs [][]byte
+	for i, r := range f.recips[:2] {
+		header := fmt.Sprintf("From: Alice <alice@agency.test>\r\nTo: r%d@a.test\r\nSubject: CAF episode E-1\r\nMessage-ID: <1.%d@agency.test>\r\nMIME-Version: 1.0\r\n", i+1, i)
+		var out bytes.Buffer
+		if err := SealSigned(&out, []byte(header), s, cms.EncryptOptions{Recipients: []cms.Recipient{{Cert: r.Cert}}}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), strings.TrimSuffix(header, "MIME-Version: 1.0\r\n")+"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime") {
+			t.Fatalf("header of copy %d:\n%.400s", i, out.String())
+		}
+		if strings.Contains(out.String(), "assessment") {
+			t.Fatal("plaintext visible")
+		}
+		o, err := Open(out.Bytes(), OpenOptions{Decrypter: f.decrypter(r), Verify: cms.VerifyOptions{Roots: f.ca.Roots}})
+		if err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		if len(o.Layers) != 2 || o.Layers[0].Kind != Encrypted || o.Layers[1].Kind != SignedDetached {
+			t.Fatalf("copy %d: layers %v", i, o.Layers)
+		}
+		if !o.Signer().Equal(f.gateway.Cert) || !bytes.Equal(o.Entity, ref.Entity) {
+			t.Fatalf("copy %d: signer %v, entity %q; want the gateway and %q", i, o.Signer().Subject, o.Entity, ref.Entity)
+		}
+		// The signed entity inside the encryption, byte for byte.
+		_, body, err := splitEntity(out.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(string(body), "\r\n", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := f.decrypter(r).Decrypt(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs = append(sigs, dec.Content)
+	}
+	if !bytes.Equal(sigs[0], sigs[1]) {
+		t.Error("the two copies carry different signed entities; want the one signature")
+	}
+	// s is unchanged by sealing: a third copy still opens.
+	var again bytes.Buffer
+	if err := SealSigned(&again, []byte("To: r1@a.test\r\n"), s, cms.EncryptOptions{Recipients: []cms.Recipient{{Cert: f.recips[0].Cert}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(again.Bytes(), OpenOptions{Decrypter: f.decrypter(f.recips[0]), Verify: cms.VerifyOptions{Roots: f.ca.Roots}}); err != nil {
+		t.Fatalf("third copy: %v", err)
 	}
 }

@@ -12,12 +12,12 @@ package deliver
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +41,7 @@ type recipe struct {
 	Recipient string           `json:"recipient"`  // the queue entry's recipient
 	To        string           `json:"to"`         // To of the copy: the directory's spelling of the address
 	Sections  []policy.Section `json:"sections"`   // the sections the decision allows; empty: all
+	Episode   string           `json:"episode"`    // the package's episode reference, named in the Subject
 	Date      time.Time        `json:"date"`       // Date of the copy
 	HeaderID  string           `json:"header_id"`  // Message-ID of the copy, with its angle brackets
 	Cipher    int              `json:"cipher"`     // cms.Cipher
@@ -55,8 +56,8 @@ type recipeKey struct {
 }
 
 // newRecipe records plan for the copy of w's package to the recipient whose directory address is to.
-func newRecipe(w mailbox.DeliveryWork, to string, date time.Time, headerID string, plan smime.Plan) recipe {
-	r := recipe{V: recipeVersion, MessageID: w.MessageID, Sender: w.Sender, Recipient: w.Recipient, To: to,
+func newRecipe(w mailbox.DeliveryWork, to, episode string, date time.Time, headerID string, plan smime.Plan) recipe {
+	r := recipe{V: recipeVersion, MessageID: w.MessageID, Sender: w.Sender, Recipient: w.Recipient, To: to, Episode: episode,
 		Sections: w.Decision.Allowed, Date: date.UTC(), HeaderID: headerID, Cipher: int(plan.Encrypt.Cipher)}
 	for _, k := range plan.Encrypt.Recipients {
 		r.Keys = append(r.Keys, recipeKey{Cert: k.Cert.Raw, KeyTransport: int(k.KeyTransport), BySKI: k.BySKI})
@@ -93,6 +94,7 @@ type Builder struct {
 	store    PackageReader
 	signer   *cms.Signer
 	packages *packageCache
+	signed   *onceLRU[*smime.Signed] // signed entities by package and allowed sections
 
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate // parsed recipe certificates by DER (a recipient's recur)
@@ -130,7 +132,8 @@ type PackageReader interface {
 // NewBuilder returns a Builder reading packages from store and signing as signer (the gateway's
 // S/MIME identity; the pipeline's Options.Signer).
 func NewBuilder(store PackageReader, signer *cms.Signer) *Builder {
-	return &Builder{store: store, signer: signer, packages: newPackageCache(), certs: make(map[string]*x509.Certificate)}
+	return &Builder{store: store, signer: signer, packages: newPackageCache(),
+		signed: newOnceLRU[*smime.Signed](cacheMaxPackages, cacheMaxBytes), certs: make(map[string]*x509.Certificate)}
 }
 
 // Build builds and seals the copy that claimed entry c was queued for by recipe: the relay calls it
@@ -152,26 +155,56 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
-	pk, err := b.packages.get(ctx, b.store, r.MessageID)
+	signed, err := b.signedEntity(ctx, c.ID, &r)
 	if err != nil {
 		return nil, err
 	}
-	// The copy (header and entity) is built in a buffer of the pool: Seal keeps nothing of it.
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	sections := copySections(pk, r.Sections)
-	msg, err := pk.AppendForRecipient(append((*bp)[:0], copyHeader(r.Sender, r.To, pk.Manifest.Episode, r.Date, r.HeaderID)...), sections)
-	if err != nil {
-		// The decision allowed sections of this package when the recipe was made: it cannot change.
-		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
+	episode := r.Episode
+	if episode == "" { // a recipe that does not carry it: from the package
+		pk, err := b.packages.get(ctx, b.store, r.MessageID)
+		if err != nil {
+			return nil, err
+		}
+		episode = pk.Manifest.Episode
 	}
-	*bp = msg
 	var sealed bytes.Buffer
-	sealed.Grow(len(msg)*4/3 + len(msg)/38 + 8<<10) // base64 of the encrypted entity, CRLF every 76
-	if err := smime.Seal(&sealed, msg, smime.SealOptions{Signer: b.signer, Encrypt: enc}); err != nil {
+	sealed.Grow(signed.Size()*4/3 + signed.Size()/38 + 8<<10) // base64 of the encrypted entity, CRLF every 76
+	header := copyHeader(r.Sender, r.To, episode, r.Date, r.HeaderID)
+	if err := smime.SealSigned(&sealed, []byte(header), signed, *enc); err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: sealing: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
 	return sealed.Bytes(), nil
+}
+
+// signedEntity is the signed entity of r's copy: the package's allowed sections, signed by the
+// gateway. It is the same for every recipient of the package allowed the same sections (the
+// headers that differ stay outside it), so it is made once for them and kept beside the packages.
+func (b *Builder) signedEntity(ctx context.Context, queueID string, r *recipe) (*smime.Signed, error) {
+	names := make([]string, len(r.Sections))
+	for i, s := range r.Sections {
+		names[i] = string(s)
+	}
+	slices.Sort(names)
+	return b.signed.get(r.MessageID+"\x00"+strings.Join(names, ","), func() (*smime.Signed, int, error) {
+		pk, err := b.packages.get(ctx, b.store, r.MessageID)
+		if err != nil {
+			return nil, 0, err
+		}
+		// The entity is built in a buffer of the pool: Sign keeps nothing of it.
+		bp := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(bp)
+		entity, err := pk.AppendForRecipient((*bp)[:0], copySections(pk, r.Sections))
+		if err != nil {
+			// The decision allowed sections of this package when the recipe was made: it cannot change.
+			return nil, 0, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, queueID, err)
+		}
+		*bp = entity
+		s, err := smime.Sign(entity, b.signer)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: queue entry %s: signing: %v", mailbox.ErrCorrupt, queueID, err)
+		}
+		return s, s.Size(), nil
+	})
 }
 
 // copyBuffers are the buffers copies are built in before they are sealed.
@@ -206,24 +239,8 @@ func copySections(pk *pkg.Package, allowed []policy.Section) []pkg.Section {
 }
 
 // packageCache keeps the packages the relay's attempts built copies from last, parsed: the copies
-// of one package are queued together, so the attempts that build them follow one another. It holds
-// at most maxPackages packages and about maxBytes of their stored size, least recently used first
-// out. A failed read is not kept: the next attempt reads again.
-type packageCache struct {
-	mu    sync.Mutex
-	order *list.List // of *cachedPackage, most recently used first
-	m     map[string]*list.Element
-	bytes int
-}
-
-type cachedPackage struct {
-	id   string
-	once sync.Once
-	pk   *pkg.Package // set by once
-	size int          // set by once: the stored size
-	err  error        // set by once
-	held int          // the bytes counted in packageCache.bytes for it (under packageCache.mu)
-}
+// of one package are queued together, so the attempts that build them follow one another.
+type packageCache struct{ lru *onceLRU[*pkg.Package] }
 
 const (
 	cacheMaxPackages = 256
@@ -231,52 +248,25 @@ const (
 )
 
 func newPackageCache() *packageCache {
-	return &packageCache{order: list.New(), m: make(map[string]*list.Element)}
+	return &packageCache{lru: newOnceLRU[*pkg.Package](cacheMaxPackages, cacheMaxBytes)}
 }
 
 // get returns package id, parsed, as a shallow copy of its own (its manifest may be changed).
 func (c *packageCache) get(ctx context.Context, store PackageReader, id string) (*pkg.Package, error) {
-	c.mu.Lock()
-	el := c.m[id]
-	if el == nil {
-		el = c.order.PushFront(&cachedPackage{id: id})
-		c.m[id] = el
-	} else {
-		c.order.MoveToFront(el)
-	}
-	e := el.Value.(*cachedPackage)
-	c.mu.Unlock()
-	e.once.Do(func() {
+	pk, err := c.lru.get(id, func() (*pkg.Package, int, error) {
 		content, err := store.MessageContent(ctx, id)
 		if err != nil {
-			e.err = fmt.Errorf("reading the package: %w", err)
-			return
+			return nil, 0, fmt.Errorf("reading the package: %w", err)
 		}
 		pk, err := pkg.ParseBytes(content, pkg.DefaultLimits())
 		if err != nil {
-			e.err = fmt.Errorf("%w: %v", mailbox.ErrCorrupt, errStoredPackage{err})
-			return
+			return nil, 0, fmt.Errorf("%w: %v", mailbox.ErrCorrupt, errStoredPackage{err})
 		}
-		e.pk, e.size = pk, len(content)
+		return pk, len(content), nil
 	})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e.err != nil {
-		if c.m[id] == el {
-			c.order.Remove(el)
-			delete(c.m, id)
-		}
-		return nil, e.err
+	if err != nil {
+		return nil, err
 	}
-	if c.m[id] == el && e.held == 0 {
-		e.held = e.size
-		c.bytes += e.held
-	}
-	for c.order.Len() > 1 && (c.order.Len() > cacheMaxPackages || c.bytes > cacheMaxBytes) {
-		old := c.order.Remove(c.order.Back()).(*cachedPackage)
-		c.bytes -= old.held
-		delete(c.m, old.id)
-	}
-	cp := *e.pk
+	cp := *pk
 	return &cp, nil
 }

@@ -78,6 +78,10 @@ func TestQueuedCopiesAreBuiltWhenSent(t *testing.T) {
 	if got := rc.reads.Load(); got != packages {
 		t.Errorf("%d package reads to build %d copies of %d packages, want one each", got, len(cs), packages)
 	}
+	// The three recipients of a package are allowed the same sections: one signed entity serves them.
+	if n, _ := b.signed.len(); n != packages {
+		t.Errorf("%d signed entities kept for %d packages of three recipients allowed the same, want one each", n, packages)
+	}
 
 	// A recipe that is not the entry's, or does not read, cannot be mended by trying again.
 	other := *cs[0]
@@ -121,9 +125,7 @@ func TestPackageCacheBounds(t *testing.T) {
 	if _, err := c.get(ctx, rc, "no-such-package"); err == nil {
 		t.Fatal("a package that is not there was found")
 	}
-	c.mu.Lock()
-	n, held := c.order.Len(), c.bytes
-	c.mu.Unlock()
+	n, held := c.lru.len()
 	if n != 3 || held <= 0 {
 		t.Fatalf("cache holds %d packages, %d bytes; want the 3 read", n, held)
 	}
@@ -152,5 +154,40 @@ func TestPipelineAndBuilderShareReads(t *testing.T) {
 	}
 	if got := rc.reads.Load(); got != packages {
 		t.Errorf("%d package reads for %d packages queued and built, want one each", got, packages)
+	}
+}
+
+// TestOnceLRU: values are loaded once, at most maxN and about maxBytes of them kept, least recently
+// used out first, and a failed load is not kept.
+func TestOnceLRU(t *testing.T) {
+	loads := map[string]int{}
+	c := newOnceLRU[string](2, 100)
+	get := func(k string, size int) {
+		t.Helper()
+		v, err := c.get(k, func() (string, int, error) { loads[k]++; return "v" + k, size, nil })
+		if err != nil || v != "v"+k {
+			t.Fatalf("get %s = %q, %v", k, v, err)
+		}
+	}
+	get("a", 10)
+	get("b", 10)
+	get("a", 10) // a is now the most recent
+	get("c", 10) // b goes
+	get("a", 10)
+	get("b", 10) // loaded again; c goes
+	if loads["a"] != 1 || loads["b"] != 2 || loads["c"] != 1 {
+		t.Fatalf("loads = %v", loads)
+	}
+	get("d", 95) // over the bytes: everything older goes, d stays even alone
+	if n, bytes := c.len(); n != 1 || bytes != 95 {
+		t.Fatalf("kept %d values of %d bytes, want d alone", n, bytes)
+	}
+	fail := errors.New("down")
+	if _, err := c.get("e", func() (string, int, error) { return "", 0, fail }); !errors.Is(err, fail) {
+		t.Fatalf("failed load: %v", err)
+	}
+	get("e", 1)
+	if loads["e"] != 1 {
+		t.Fatal("a failed load was kept")
 	}
 }

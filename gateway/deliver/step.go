@@ -89,7 +89,7 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 	header := copyHeader(w.Sender, entry.Mail, pk.Manifest.Episode, now, headerID)
 	if !p.opt.Hosted(w.Recipient) {
 		// Sealed by the relay when it sends it (recipe.go); the event above is the plan it seals by.
-		rb, err := json.Marshal(newRecipe(w, entry.Mail, now, headerID, plan))
+		rb, err := json.Marshal(newRecipe(w, entry.Mail, pk.Manifest.Episode, now, headerID, plan))
 		if err != nil {
 			return step, fmt.Errorf("recording the copy's recipe: %w", err)
 		}
