@@ -384,9 +384,31 @@ type deliveryClient struct {
 	target int
 	rng    *rand.Rand
 	seq    int
+	// firstEpisodeOnly sends every package for the first sample episode (otherwise one in four is
+	// for the second); pause is the least time between two packages on a session and its random
+	// spread (zero: up to 40 ms); markers, when set, records each package's marker line by digest.
+	firstEpisodeOnly bool
+	pause            [2]time.Duration
+	markers          *markerBook
+}
+
+// markerBook holds the marker line of each package sent, by the digest of the package.
+type markerBook struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (b *markerBook) get(sha string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[sha]
 }
 
 func (c *deliveryClient) run(ctx context.Context) {
+	pause := c.pause
+	if pause == [2]time.Duration{} {
+		pause[1] = 40 * time.Millisecond
+	}
 	for ctx.Err() == nil && c.led.ackedCount() < c.target {
 		s, _ := openSession(c.cur.Load(), []string{"submission", "submissions"}[c.rng.IntN(2)], c.conf, c.from, 10*time.Second)
 		if s == nil {
@@ -394,26 +416,31 @@ func (c *deliveryClient) run(ctx context.Context) {
 			continue
 		}
 		for ctx.Err() == nil && c.led.ackedCount() < c.target && c.sendOne(s) {
-			time.Sleep(time.Duration(c.rng.IntN(40)) * time.Millisecond) // spread the packages over several kills
+			time.Sleep(pause[0] + time.Duration(c.rng.Int64N(int64(pause[1])))) // spread the packages over several kills
 		}
 		s.c.close()
 	}
 }
 
-// sendOne sends one package (one in four for the second sample episode) and reports whether the
-// session is still usable.
+// sendOne sends one package and reports whether the session is still usable.
 func (c *deliveryClient) sendOne(s *session) bool {
 	c.seq++
 	ep := "[CAF-2026-000001]"
-	if c.rng.IntN(4) == 0 {
+	if !c.firstEpisodeOnly && c.rng.IntN(4) == 0 {
 		ep = "[CAF-2026-000002]"
 	}
+	marker := fmt.Sprintf("Worker-%d-package-%d-%s", c.id, c.seq, randomToken(16))
 	body := fmt.Appendf(nil, "From: <%s>\r\nTo: <%s>\r\nSubject: %s crash delivery %d-%d\r\nDate: %s\r\n"+
 		"Message-ID: <%s@it.cafgate.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
-		"Worker %d package %d token %s.\r\n%s", c.from.Mail, strings.Join(c.to, ">, <"), ep, c.id, c.seq,
-		time.Now().Format(time.RFC1123Z), randomToken(12), c.id, c.seq, randomToken(16),
+		"%s\r\n%s", c.from.Mail, strings.Join(c.to, ">, <"), ep, c.id, c.seq,
+		time.Now().Format(time.RFC1123Z), randomToken(12), marker,
 		strings.Repeat("An assessment line of ordinary length for the crash test.\r\n", c.rng.IntN(40)))
 	sha := digest(body)
+	if c.markers != nil {
+		c.markers.mu.Lock()
+		c.markers.m[sha] = marker
+		c.markers.mu.Unlock()
+	}
 	r := s.send(c.to, body)
 	c.led.mu.Lock()
 	defer c.led.mu.Unlock()

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,8 +87,7 @@ func TestCrashRelay(t *testing.T) {
 	var cur atomic.Pointer[devInfo]
 	cur.Store(info)
 	led := &deliveryLedger{episode: map[string]string{}, acked: map[string]string{}}
-	var markerMu sync.Mutex
-	markers := map[string]string{} // digest -> the package's own text marker
+	markers := &markerBook{m: map[string]string{}} // digest -> the package's own text marker
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -97,8 +95,9 @@ func TestCrashRelay(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := relayCrashClient{id: w, cur: &cur, conf: conf, from: harriet, to: rcpts, led: led, target: target,
-				rng: rand.New(rand.NewPCG(seed, uint64(w)+21)), markers: markers, markerMu: &markerMu}
+			c := deliveryClient{id: w, cur: &cur, conf: conf, from: harriet, to: rcpts, led: led, target: target,
+				rng: rand.New(rand.NewPCG(seed, uint64(w)+21)), firstEpisodeOnly: true,
+				pause: [2]time.Duration{50 * time.Millisecond, 150 * time.Millisecond}, markers: markers}
 			c.run(ctx)
 		}()
 	}
@@ -216,9 +215,7 @@ submitting:
 			continue
 		}
 		out, err := runTool(Canonicalish(signed), nil, "openssl", "cms", "-verify", "-CAfile", info.CACert)
-		markerMu.Lock()
-		marker := markers[expRita[f.id]]
-		markerMu.Unlock()
+		marker := markers.get(expRita[f.id])
 		if err != nil {
 			t.Errorf("copy %s: openssl cms -verify: %v", f.id, err)
 		} else if marker == "" || !bytes.Contains(out, []byte(marker)) {
@@ -354,62 +351,6 @@ func ritaMaildir(t *testing.T, pf *postfix) map[string][]string {
 		out[id] = append(out[id], f)
 	}
 	return out
-}
-
-// relayCrashClient submits packages of the first sample episode to Rita and Gwen until the ledger
-// holds target acknowledged ones, remembering each package's text marker by its digest.
-type relayCrashClient struct {
-	id       int
-	cur      *atomic.Pointer[devInfo]
-	conf     *tls.Config
-	from     account
-	to       []string
-	led      *deliveryLedger
-	target   int
-	rng      *rand.Rand
-	seq      int
-	markerMu *sync.Mutex
-	markers  map[string]string
-}
-
-func (c *relayCrashClient) run(ctx context.Context) {
-	for ctx.Err() == nil && c.led.ackedCount() < c.target {
-		s, _ := openSession(c.cur.Load(), []string{"submission", "submissions"}[c.rng.IntN(2)], c.conf, c.from, 10*time.Second)
-		if s == nil {
-			time.Sleep(time.Duration(20+c.rng.IntN(60)) * time.Millisecond)
-			continue
-		}
-		for ctx.Err() == nil && c.led.ackedCount() < c.target && c.sendOne(s) {
-			time.Sleep(time.Duration(50+c.rng.IntN(150)) * time.Millisecond) // spread the packages over several kills
-		}
-		s.c.close()
-	}
-}
-
-// sendOne sends one package and reports whether the session is still usable.
-func (c *relayCrashClient) sendOne(s *session) bool {
-	c.seq++
-	marker := fmt.Sprintf("Relay-Crash-%d-%d-%s", c.id, c.seq, randomToken(16))
-	body := fmt.Appendf(nil, "From: <%s>\r\nTo: <%s>\r\nSubject: [CAF-2026-000001] crash relay %d-%d\r\nDate: %s\r\n"+
-		"Message-ID: <%s@it.cafgate.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
-		"%s\r\n%s", c.from.Mail, strings.Join(c.to, ">, <"), c.id, c.seq, time.Now().Format(time.RFC1123Z),
-		randomToken(12), marker, strings.Repeat("An assessment line of ordinary length for the crash test.\r\n", c.rng.IntN(40)))
-	sha := digest(body)
-	c.markerMu.Lock()
-	c.markers[sha] = marker
-	c.markerMu.Unlock()
-	r := s.send(c.to, body)
-	c.led.mu.Lock()
-	defer c.led.mu.Unlock()
-	if r.SentAll {
-		c.led.episode[sha] = "[CAF-2026-000001]"
-	}
-	if id := r.Reply.AcceptedID(); r.Stage == "" && id != "" {
-		c.led.acked[sha] = id
-		return true
-	}
-	c.led.other.Add(1)
-	return false
 }
 
 // relayServer is `cafgate serve` over a stopped development directory with police.cafgate.test not

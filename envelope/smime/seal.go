@@ -47,16 +47,22 @@ func Seal(w io.Writer, msg []byte, opts SealOptions) error {
 	}
 
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := writeHeaderFields(bw, h, isOuterField); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(bw, "MIME-Version: 1.0\r\n"); err != nil {
+	if err := writeOuter(bw, h); err != nil {
 		return err
 	}
 	if err := sealEntity(bw, parts, opts); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// writeOuter writes the fields of h that stay outside the protection, then MIME-Version.
+func writeOuter(w io.Writer, h textproto.Header) error {
+	if err := writeHeaderFields(w, h, isOuterField); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "MIME-Version: 1.0\r\n")
+	return err
 }
 
 // entityParts is the MIME entity to protect, in two parts: the Content-* fields of h (a plain-text
@@ -117,10 +123,7 @@ func SealSigned(w io.Writer, header []byte, s *Signed, opts cms.EncryptOptions) 
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := writeHeaderFields(bw, h, isOuterField); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(bw, "MIME-Version: 1.0\r\n"); err != nil {
+	if err := writeOuter(bw, h); err != nil {
 		return err
 	}
 	// Encrypted in place in a pooled copy (16 octets of room for AES-GCM's tag): s serves others.
