@@ -171,3 +171,46 @@ func TestPipelinedAndOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// writeDotStuffedByLine is the line-at-a-time writer writeDotStuffed replaced, kept as its reference.
+func writeDotStuffedByLine(w *bufio.Writer, content []byte) error {
+	for len(content) > 0 {
+		line := content
+		rest := []byte(nil)
+		if i := bytes.IndexByte(content, '\n'); i >= 0 {
+			line, rest = content[:i], content[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > 0 && line[0] == '.' {
+			w.WriteByte('.')
+		}
+		w.Write(line)
+		if _, err := w.WriteString("\r\n"); err != nil {
+			return err
+		}
+		content = rest
+	}
+	_, err := w.WriteString(".\r\n")
+	return err
+}
+
+// FuzzWriteDotStuffed: the run-at-a-time writer sends exactly what the line-at-a-time one did.
+func FuzzWriteDotStuffed(f *testing.F) {
+	for _, s := range []string{"", "a\r\n", ".", "\n", "\r", "\n.", ".\r\n.\n..", "a\r", "a\r\r\n.b\nc\r"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		var got, want bytes.Buffer
+		w := bufio.NewWriterSize(&got, 16)
+		if err := writeDotStuffed(w, content); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		rw := bufio.NewWriter(&want)
+		writeDotStuffedByLine(rw, content)
+		rw.Flush()
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("content %q: got %q, want %q", content, got.Bytes(), want.Bytes())
+		}
+	})
+}

@@ -314,23 +314,36 @@ func (s *session) body(tp *textproto.Conn, content []byte) (answer, step string,
 
 // writeDotStuffed writes content as SMTP data lines (RFC 5321 4.5.2): every line ends in CRLF (a bare
 // LF becomes CRLF, as net/textproto's DotWriter does), a line starting with "." gets another, and
-// content not ending in a line break is ended with one; then the final ".".
+// content not ending in a line break is ended with one; then the final ".". The runs that need no
+// change go to w whole: a sealed copy (base64 lines, CRLF) is one write, not one per line.
 func writeDotStuffed(w *bufio.Writer, content []byte) error {
-	for len(content) > 0 {
-		line := content
-		rest := []byte(nil)
-		if i := bytes.IndexByte(content, '\n'); i >= 0 {
-			line, rest = content[:i], content[i+1:]
+	start := 0 // content[start:] is not written yet
+	if len(content) > 0 && content[0] == '.' {
+		w.WriteByte('.')
+	}
+	pos := 0 // just after the last LF seen
+	for {
+		i := bytes.IndexByte(content[pos:], '\n')
+		if i < 0 {
+			break
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) > 0 && line[0] == '.' {
+		lf := pos + i
+		if lf == 0 || content[lf-1] != '\r' { // a bare LF: CRLF instead
+			w.Write(content[start:lf])
+			w.WriteString("\r\n")
+			start = lf + 1
+		}
+		pos = lf + 1
+		if pos < len(content) && content[pos] == '.' {
+			w.Write(content[start:pos])
 			w.WriteByte('.')
+			start = pos
 		}
-		w.Write(line)
-		if _, err := w.WriteString("\r\n"); err != nil {
-			return err
-		}
-		content = rest
+	}
+	w.Write(content[start:pos])
+	if last := content[pos:]; len(last) > 0 { // a last line without its line break
+		w.Write(bytes.TrimSuffix(last, []byte("\r")))
+		w.WriteString("\r\n")
 	}
 	_, err := w.WriteString(".\r\n")
 	return err
