@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -209,10 +208,22 @@ func TestMessageContent(t *testing.T) {
 	if _, err := s.MessageContent(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing message: %v", err)
 	}
-	if _, err := rawDB(t, opt.Path).Exec(`UPDATE messages SET digest = ? WHERE id = 'm1'`, strings.Repeat("0", 64)); err != nil {
+	raw := rawDB(t, opt.Path)
+	if _, err := raw.Exec(`UPDATE messages SET size = size + 1 WHERE id = 'm1'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.MessageContent(ctx, "m1"); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("digest changed: %v, want ErrCorrupt", err)
+		t.Fatalf("size changed: %v, want ErrCorrupt", err)
+	}
+	// Content moved from another message does not authenticate under this one's ID.
+	if err := s.Accept(ctx, msg("m2", body(4))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE messages SET (size, content_nonce, content) =
+		(SELECT size, content_nonce, content FROM messages WHERE id = 'm2') WHERE id = 'm1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MessageContent(ctx, "m1"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("another message's content: %v, want ErrCorrupt", err)
 	}
 }

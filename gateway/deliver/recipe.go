@@ -133,7 +133,7 @@ type PackageReader interface {
 // S/MIME identity; the pipeline's Options.Signer).
 func NewBuilder(store PackageReader, signer *cms.Signer) *Builder {
 	return &Builder{store: store, signer: signer, packages: newPackageCache(),
-		signed: newOnceLRU[*smime.Signed](cacheMaxPackages, cacheMaxBytes), certs: make(map[string]*x509.Certificate)}
+		signed: newOnceLRU[*smime.Signed](cacheMaxPackages, signedMaxBytes), certs: make(map[string]*x509.Certificate)}
 }
 
 // Build builds and seals the copy that claimed entry c was queued for by recipe: the relay calls it
@@ -242,9 +242,12 @@ func copySections(pk *pkg.Package, allowed []policy.Section) []pkg.Section {
 // of one package are queued together, so the attempts that build them follow one another.
 type packageCache struct{ lru *onceLRU[*pkg.Package] }
 
+// The packages (and signed entities) kept: the pipeline reads a package up to a round (256
+// recipients) before the relay builds its copies, which at 1 MiB is more than 64 MiB.
 const (
 	cacheMaxPackages = 256
-	cacheMaxBytes    = 64 << 20
+	cacheMaxBytes    = 160 << 20
+	signedMaxBytes   = 64 << 20 // the signed entities: a package's copies are built one after another
 )
 
 func newPackageCache() *packageCache {

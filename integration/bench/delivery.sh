@@ -3,7 +3,7 @@
 # queue drain rate after a backlog, cafgate (S/MIME: every copy signed and encrypted to its recipient)
 # against a private Postfix relaying the same messages unencrypted to the same sink. See README.md.
 #
-#   integration/bench/delivery.sh [-sizes "4KiB 10KiB 1MiB"] [-messages "4KiB=2000 10KiB=2000 1MiB=100"]
+#   integration/bench/delivery.sh [-sizes "4KiB 10KiB 1MiB"] [-messages "4KiB=2000 10KiB=2000 1MiB=400"]
 #                                 [-backlog 10000] [-conns 10] [-out DIR] [-cafgate BIN] [-keep] [-quick]
 #
 #   -messages    packages per end-to-end run, by size (each to 3 recipients)
@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH=$ROOT/integration/bench
 SIZES="4KiB 10KiB 1MiB"
-MESSAGES="4KiB=2000 10KiB=2000 1MiB=100"
+MESSAGES="4KiB=2000 10KiB=2000 1MiB=400"
 BACKLOG=10000
 CONNS=10
 OUT=${OUT:-/tmp/cafgate-delivery-$(date +%Y%m%d-%H%M%S)}
