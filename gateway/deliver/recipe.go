@@ -4,9 +4,10 @@
 // copy from the recipe and the stored package at each attempt (Builder). So a copy is never written
 // to disk: the store holds the package once and a recipe of a few kilobytes per recipient, instead
 // of a sealed copy per recipient written, read back and deleted (a 1 MiB package's three copies were
-// about 4 MB of writes, twice over with the log's checkpoint). Each attempt seals anew (a fresh
-// content key and signing time); the copy's Message-ID stays the same, which is how a receiver
-// recognises an attempt made again after a crash.
+// about 4 MB of writes, twice over with the log's checkpoint). Each attempt encrypts anew (a fresh
+// content key; the signed entity is made once per package and section set while the Builder keeps
+// it); the copy's Message-ID stays the same, which is how a receiver recognises an attempt made
+// again after a crash.
 
 package deliver
 
@@ -97,7 +98,7 @@ type Builder struct {
 	signed   *onceLRU[*smime.Signed] // signed entities by package and allowed sections
 
 	mu    sync.Mutex
-	certs map[string]*x509.Certificate // parsed recipe certificates by DER (a recipient's recur)
+	certs map[string]*x509.Certificate // parsed recipe certificates by DER (the same recipients recur)
 }
 
 // maxParsedCerts bounds Builder.certs; past it the map starts again.
