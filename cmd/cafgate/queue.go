@@ -164,6 +164,9 @@ func runQueueDrop(c *cli, fs *flag.FlagSet, args []string) error {
 		if err != nil && !errors.Is(err, mailbox.ErrCorrupt) {
 			return err
 		}
+		if content == nil && e.Kind == mailbox.KindMessage {
+			content = copyHeaderOf(e) // a package copy queued by recipe: not stored, not built yet
+		}
 		host := env.cfg.Relay.HeloName
 		if host == "" {
 			host = env.cfg.Hostname
@@ -252,4 +255,10 @@ func queueClip(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// copyHeaderOf is the header block a failure report quotes for a package copy that was never built
+// (queued by recipe): its envelope and its Message-ID, all checked when it was queued.
+func copyHeaderOf(e *mailbox.QueueEntry) []byte {
+	return []byte("From: <" + e.From + ">\r\nTo: <" + e.Recipient + ">\r\nMessage-ID: " + e.HeaderMessageID + "\r\n\r\n")
 }

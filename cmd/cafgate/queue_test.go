@@ -202,3 +202,51 @@ func TestQueuePauseResume(t *testing.T) {
 		t.Fatalf("second resume: %q %v", out, err)
 	}
 }
+
+// TestQueueDropRecipeEntry: dropping a package copy queued by recipe (never stored, never built)
+// reports it to the sender with a header block made of its envelope and Message-ID.
+func TestQueueDropRecipeEntry(t *testing.T) {
+	conf, _ := queueTestConfig(t)
+	ctx := context.Background()
+	dir := filepath.Dir(conf)
+	key, err := mailbox.LoadOrCreateKey(filepath.Join(dir, "data", "content.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mailbox.Open(ctx, mailbox.Options{Path: filepath.Join(dir, "data", "cafgate.db"), ContentKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := st.Enqueue(ctx, &mailbox.Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: "dave@council.example",
+		Recipe: []byte(`{"v":1}`), HeaderMessageID: "<m1.abc@gw.example>", Size: 100})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runQueue(t, "queue drop", ids[0], "--reason", "recipient left the service", "--config", conf); err != nil {
+		t.Fatal(err)
+	}
+	st, err = mailbox.Open(ctx, mailbox.Options{Path: filepath.Join(dir, "data", "cafgate.db"), ContentKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var dsnID string
+	for id, e := range queueList(t, conf) {
+		if e.Kind == mailbox.KindDSN {
+			dsnID = id
+		}
+	}
+	if dsnID == "" {
+		t.Fatal("no failure report queued")
+	}
+	c, err := st.QueueContent(ctx, dsnID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Message-ID: <m1.abc@gw.example>", "To: <dave@council.example>", "recipient left the service"} {
+		if !strings.Contains(string(c), want) {
+			t.Errorf("the report lacks %q:\n%s", want, c)
+		}
+	}
+}
