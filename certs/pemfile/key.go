@@ -16,21 +16,9 @@ import (
 // LoadKey reads the first PEM private key of a file: PKCS#8, or SEC 1 (EC PRIVATE KEY) or PKCS#1
 // (RSA PRIVATE KEY); other blocks before it (a certificate) are skipped. It must be able to sign.
 func LoadKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	blk, err := firstBlock(path, "PRIVATE KEY", func(typ string) bool { return strings.HasSuffix(typ, "PRIVATE KEY") })
 	if err != nil {
-		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-			err = pe.Err // the path is said once
-		}
-		return nil, fmt.Errorf("cannot read %s: %v", path, err)
-	}
-	var blk *pem.Block
-	for {
-		if blk, data = pem.Decode(data); blk == nil || strings.HasSuffix(blk.Type, "PRIVATE KEY") {
-			break
-		}
-	}
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no PEM PRIVATE KEY block", path)
+		return nil, err
 	}
 	var k any
 	switch blk.Type {
@@ -55,6 +43,20 @@ func LoadKey(path string) (crypto.Signer, error) {
 
 // LoadCertificate reads the first CERTIFICATE block of a PEM file; other blocks before it are skipped.
 func LoadCertificate(path string) (*x509.Certificate, error) {
+	blk, err := firstBlock(path, "CERTIFICATE", func(typ string) bool { return typ == "CERTIFICATE" })
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
+	}
+	return cert, nil
+}
+
+// firstBlock returns the first PEM block of the file at path whose type match accepts; what names
+// the kind of block in the error when there is none.
+func firstBlock(path, what string, match func(typ string) bool) (*pem.Block, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
@@ -62,18 +64,13 @@ func LoadCertificate(path string) (*x509.Certificate, error) {
 		}
 		return nil, fmt.Errorf("cannot read %s: %v", path, err)
 	}
-	var blk *pem.Block
 	for {
-		if blk, data = pem.Decode(data); blk == nil || blk.Type == "CERTIFICATE" {
-			break
+		var blk *pem.Block
+		if blk, data = pem.Decode(data); blk == nil {
+			return nil, fmt.Errorf("%s holds no PEM %s block", path, what)
+		}
+		if match(blk.Type) {
+			return blk, nil
 		}
 	}
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
-	}
-	return cert, nil
 }

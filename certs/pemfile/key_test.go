@@ -21,17 +21,7 @@ func TestLoadKey(t *testing.T) {
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(ec)
 	sec1, _ := x509.MarshalECPrivateKey(ec)
-	write := func(name string, blocks ...*pem.Block) string {
-		var b []byte
-		for _, blk := range blocks {
-			b = append(b, pem.EncodeToMemory(blk)...)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, blocks ...*pem.Block) string { return writePEM(t, dir, name, blocks...) }
 	for name, path := range map[string]string{
 		"pkcs8":        write("a", &pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
 		"sec1":         write("b", &pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
@@ -63,17 +53,7 @@ func TestLoadCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(key)
-	write := func(name string, blocks ...*pem.Block) string {
-		var b []byte
-		for _, blk := range blocks {
-			b = append(b, pem.EncodeToMemory(blk)...)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, blocks ...*pem.Block) string { return writePEM(t, dir, name, blocks...) }
 	if c, err := LoadCertificate(write("a", &pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}, &pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil || c.SerialNumber.Int64() != 1 {
 		t.Errorf("a certificate after a key: %v", err)
 	}
@@ -86,4 +66,18 @@ func TestLoadCertificate(t *testing.T) {
 			t.Errorf("%s: err %v, want one saying %q", name, err, c.want)
 		}
 	}
+}
+
+// writePEM writes blocks to dir/name and returns its path.
+func writePEM(t *testing.T, dir, name string, blocks ...*pem.Block) string {
+	t.Helper()
+	var b []byte
+	for _, blk := range blocks {
+		b = append(b, pem.EncodeToMemory(blk)...)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
