@@ -120,7 +120,7 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, at time.Time, items .
 // Gateway-originated mail for a mailbox hosted here is stored in it instead (see RouteLocally); the
 // returned ID is then empty.
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o *Outbound, ifAbsent bool) (string, error) {
-	if o != nil && o.Recipe == nil && s.routeLocal(o) { // a recipe's copy goes out: the pipeline stores hosted ones itself
+	if s.routeLocal(o) { // never a recipe: only notices and reports (About set) and DSNs are routed
 		return "", s.deliverLocal(ctx, tx, at, o, ifAbsent)
 	}
 	r, err := s.prepareOutbound(o, at)
