@@ -7,7 +7,6 @@ package mailbox
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -126,15 +125,9 @@ func bracketMessageID(v string) string {
 	return "<" + v + ">"
 }
 
-var copyIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// newCopyID returns a fresh random stored-copy ID.
+// newCopyID returns a fresh stored-copy ID: "C" and a record ID (recordid.go).
 func newCopyID() (string, error) {
-	b := make([]byte, 15)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "C" + copyIDEncoding.EncodeToString(b), nil
+	return "C" + NewRecordID(), nil
 }
 
 // isHostedUnique reports whether err is a UNIQUE or PRIMARY KEY constraint failure.

@@ -7,7 +7,6 @@ package mailbox
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -185,13 +184,9 @@ func headerMessageID(content []byte) (string, error) {
 	return id, nil
 }
 
-// newQueueID returns a fresh opaque queue ID: "Q" and 16 base32 characters (80 random bits).
+// newQueueID returns a fresh queue ID: "Q" and a record ID (recordid.go).
 func newQueueID() (string, error) {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "Q" + base32.StdEncoding.EncodeToString(b), nil
+	return "Q" + NewRecordID(), nil
 }
 
 // queueLine makes an SMTP answer or reason safe to store and show: one line of printable text, bounded.

@@ -183,7 +183,7 @@ func (in *Intake) Accept(ctx context.Context, s *Submission) (string, error) {
 		return in.acceptMDN(ctx, s) // a read receipt, not a package (mdn.go)
 	}
 	at := in.Now().UTC()
-	id := fault.NewID()
+	id := mailbox.NewRecordID()
 	m := &mailbox.Incoming{
 		ID:         id,
 		Sender:     s.Sender.Mail,

@@ -96,7 +96,7 @@ func (in *Intake) acceptMDN(ctx context.Context, s *Submission) (string, error) 
 	}
 	o := in.MDN
 	at := in.Now().UTC()
-	id := fault.NewID()
+	id := mailbox.NewRecordID()
 	var orig *mailbox.MDNOriginal
 	var read, hosted bool
 	err := o.Store.Tx(ctx, func(tx *sql.Tx) error {
