@@ -6,6 +6,7 @@ package mailbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -362,5 +363,46 @@ func TestOpenLedgerReaderOnAReadOnlyCopy(t *testing.T) {
 	rep, err := ledger.VerifyDatabase(context.Background(), db, nil, "")
 	if err != nil || !rep.OK() || rep.Events != 2 {
 		t.Fatalf("read-only copy: %+v %v", rep, err)
+	}
+}
+
+// TestLedgerKeyInsideAWriteWhileACheckpointWaits: a report reads the ledger's key inside a write
+// transaction while the checkpointer, holding its own lock, waits for the writer to store a
+// checkpoint. The key must not wait for that lock (a deadlock that stopped all delivery in the
+// delivery benchmark's backlog run).
+func TestLedgerKeyInsideAWriteWhileACheckpointWaits(t *testing.T) {
+	opt := testOpts(t)
+	opt.Ledger.Interval = -1
+	s := openTest(t, opt)
+	ctx := context.Background()
+	acceptN(t, s, "k", 2) // the tree grew: the checkpoint has one to store
+	inTx := make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- s.queueTx(ctx, func(tx *sql.Tx) error {
+			close(inTx)
+			time.Sleep(200 * time.Millisecond) // the checkpoint takes its lock and waits for the writer
+			if s.LedgerKey() == "" {
+				return errors.New("no ledger key")
+			}
+			return nil
+		})
+	}()
+	<-inTx
+	cpDone := make(chan error, 1)
+	go func() {
+		_, err := s.Checkpoint(ctx)
+		cpDone <- err
+	}()
+	for i, ch := range []chan error{txDone, cpDone} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("%s: %v", []string{"write transaction", "checkpoint"}[i], err)
+			}
+		case <-time.After(15 * time.Second):
+			// panic, not Fatal: the store's Close in the cleanup would wait on the deadlock forever
+			panic("deadlock: the " + []string{"write transaction", "checkpoint"}[i] + " never finished")
+		}
 	}
 }

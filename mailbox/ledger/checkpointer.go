@@ -32,7 +32,12 @@ type Checkpointer struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 
+	// mu serialises checkpoints and is held across database work (StoreCheckpoint waits for the
+	// writer). keyMu guards Key alone and is never held across anything else: CurrentKey is called
+	// from inside the writer's transactions (a report names the key), so it must not wait for mu,
+	// whose holder may be waiting for that writer.
 	mu        sync.Mutex
+	keyMu     sync.RWMutex
 	loaded    bool
 	last      *Checkpoint // newest checkpoint signed (in the database)
 	inFile    *Checkpoint // newest checkpoint known to be in the file
@@ -89,8 +94,8 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 // CurrentKey returns the key the next checkpoint is signed with (it changes when another process
 // rotates the key).
 func (c *Checkpointer) CurrentKey() *Key {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
 	return c.Key
 }
 
@@ -163,7 +168,9 @@ func (c *Checkpointer) followRotation(ctx context.Context, q Querier) error {
 		return fmt.Errorf("ledger: the ledger's key was rotated to %s (event %d) but the key file %s holds %q (%v): not signing", last.New, last.Event, c.KeyFile, held, err)
 	}
 	c.log().Info("ledger key rotated by another process; signing with the new key", "key", k.VKey, "event", last.Event)
+	c.keyMu.Lock()
 	c.Key = k
+	c.keyMu.Unlock()
 	return nil
 }
 
