@@ -46,7 +46,9 @@ func Seal(w io.Writer, msg []byte, opts SealOptions) error {
 		return err
 	}
 
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := outerWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer putOuterWriter(bw)
 	if err := writeOuter(bw, h); err != nil {
 		return err
 	}
@@ -122,7 +124,9 @@ func SealSigned(w io.Writer, header []byte, s *Signed, opts cms.EncryptOptions) 
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := outerWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer putOuterWriter(bw)
 	if err := writeOuter(bw, h); err != nil {
 		return err
 	}
@@ -170,6 +174,16 @@ func sealEntity(w io.Writer, parts [][]byte, opts SealOptions) error {
 
 // signedBuffers hold signed entities while they are encrypted.
 var signedBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// outerWriters holds the 64 KiB buffered writers Seal and SealSigned write through: a fresh one per
+// copy was 64 KiB allocated and cleared for each (157 MB/s at 800 packages of three copies a second).
+var outerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// putOuterWriter returns bw to outerWriters, no longer holding its writer.
+func putOuterWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	outerWriters.Put(bw)
+}
 
 // signEntity returns the signed entity in one buffer with room to encrypt it in place, reusing
 // dst's storage when it is large enough.
