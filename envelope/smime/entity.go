@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -89,10 +90,17 @@ func splitEntity(b []byte) (header, body []byte, err error) {
 	return b[:i+2], b[min(i+4, len(b)):], nil
 }
 
+// headerReaders holds readHeader's buffered readers (a fresh 4 KiB one per copy sealed, before);
+// go-message copies every line it keeps out of the reader's buffer, so a reader can be used again.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // readHeader parses a header block with go-message.
 func readHeader(block []byte) (textproto.Header, error) {
-	r := bufio.NewReader(bytes.NewReader(append(block[:len(block):len(block)], crlf...)))
+	r := headerReaders.Get().(*bufio.Reader)
+	r.Reset(bytes.NewReader(append(block[:len(block):len(block)], crlf...)))
 	h, err := textproto.ReadHeader(r)
+	r.Reset(nil)
+	headerReaders.Put(r)
 	if err != nil {
 		return h, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

@@ -2,7 +2,6 @@ package smime
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -89,13 +88,39 @@ func encryptEntity(w io.Writer, entity []byte, opts cms.EncryptOptions, inPlace 
 	return bw.Flush()
 }
 
+// partsReader reads the concatenation of its parts. Its WriteTo hands each part to the writer as it
+// is, so io.Copy into the signer's hash needs no buffer (io.MultiReader's took 32 KiB per signature).
+type partsReader struct{ parts [][]byte }
+
+func (p *partsReader) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for len(p.parts) > 0 {
+		m, err := w.Write(p.parts[0])
+		n += int64(m)
+		p.parts[0] = p.parts[0][m:]
+		if err != nil {
+			return n, err
+		}
+		p.parts = p.parts[1:]
+	}
+	return n, nil
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	for len(p.parts) > 0 && len(p.parts[0]) == 0 {
+		p.parts = p.parts[1:]
+	}
+	if len(p.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, p.parts[0])
+	p.parts[0] = p.parts[0][n:]
+	return n, nil
+}
+
 // signDetached writes the multipart/signed entity over the concatenation of parts.
 func signDetached(w io.Writer, s *cms.Signer, parts [][]byte) error {
-	readers := make([]io.Reader, len(parts))
-	for i, p := range parts {
-		readers[i] = bytes.NewReader(p)
-	}
-	sig, err := s.SignDetached(io.MultiReader(readers...))
+	sig, err := s.SignDetached(&partsReader{parts: append([][]byte(nil), parts...)})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,17 @@ type session struct {
 	pipelining bool
 
 	cmdTimeout, dataTimeout time.Duration // for the DATA command, and for the data and its answer
+
+	tp *textproto.Conn // the relay's own reader and writer on conn (dataConn), made once per session
+}
+
+// dataConn returns the session's textproto.Conn on conn, made at its first use: one per session,
+// not one (two 4 KiB buffers) per copy. Never closed: that would close the session's connection.
+func (s *session) dataConn() *textproto.Conn {
+	if s.tp == nil {
+		s.tp = textproto.NewConn(s.conn)
+	}
+	return s.tp
 }
 
 // open tries the destination's hosts in order until one gives a session.
@@ -216,7 +227,7 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 
 // data sends DATA, then the content (body), and returns the server's answer.
 func (s *session) data(content []byte) (answer, step string, err error) {
-	tp := textproto.NewConn(s.conn) // never closed: that would close the session's connection
+	tp := s.dataConn()
 	defer s.conn.SetDeadline(time.Time{})
 	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
 	if err := tp.PrintfLine("DATA"); err != nil {
@@ -235,7 +246,7 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 	if strings.ContainsAny(from+rcpt, "\r\n") {
 		return "", "MAIL FROM", errors.New("an address holds a line break")
 	}
-	tp := textproto.NewConn(s.conn) // never closed: that would close the session's connection
+	tp := s.dataConn()
 	defer s.conn.SetDeadline(time.Time{})
 	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
 	fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
