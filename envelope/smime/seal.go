@@ -116,6 +116,16 @@ func Sign(msg []byte, signer *cms.Signer) (*Signed, error) {
 // Size is the size of the signed entity.
 func (s *Signed) Size() int { return len(s.entity) }
 
+// SealedSizeBound is a size the sealed form of an entity of n octets does not exceed, the outer
+// header aside: the entity encrypted (CMS, with room for a dozen recipients' keys), then base64 in
+// lines of 76 octets and CRLF. For sizing the buffer a copy is sealed into: a buffer that has to
+// grow doubles, and for a 1 MiB package that is a 4 MB buffer cleared and a 2 MB copy per copy.
+func SealedSizeBound(n int) int {
+	der := n + 16<<10
+	b64 := (der + 2) / 3 * 4
+	return b64 + (b64/76+1)*2
+}
+
 // SealSigned writes what Seal writes for a message whose header block is header (fields, each ending
 // in CRLF, no blank line after them) and whose entity s signed, encrypted with opts: header's fields
 // other than Content-* and MIME-Version, MIME-Version, then s encrypted. s is not changed.

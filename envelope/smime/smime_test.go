@@ -350,3 +350,28 @@ func TestSignOnceSealToEach(t *testing.T) {
 		t.Fatalf("third copy: %v", err)
 	}
 }
+
+// TestSealedSizeBound: the sealed form (outer header aside) of entities from a few octets to a
+// megabyte, encrypted to one and to two recipients, fits SealedSizeBound, and not by much.
+func TestSealedSizeBound(t *testing.T) {
+	f := getFixture(t)
+	header := "From: Alice <alice@agency.test>\r\nTo: r1@a.test\r\nSubject: CAF episode E-1\r\nMIME-Version: 1.0\r\n"
+	for _, n := range []int{10, 4 << 10, 100 << 10, 1 << 20} {
+		s, err := Sign(benchMessage(n), f.signer(f.gateway))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rcpts := range [][]cms.Recipient{{{Cert: f.recips[0].Cert}}, {{Cert: f.recips[0].Cert}, {Cert: f.recips[1].Cert}}} {
+			var out bytes.Buffer
+			if err := SealSigned(&out, []byte(header), s, cms.EncryptOptions{Recipients: rcpts}); err != nil {
+				t.Fatal(err)
+			}
+			body := out.Len() - len(header) - 200 // the outer header: header, MIME-Version and Content-* lines
+			bound := SealedSizeBound(s.Size())
+			t.Logf("entity %d, %d recipients: sealed %d, bound %d (the estimate before it: %d)", s.Size(), len(rcpts), body, bound, s.Size()*4/3+s.Size()/38+8<<10)
+			if body > bound || bound-body > 24<<10 {
+				t.Errorf("entity %d octets, %d recipients: sealed about %d, bound %d", s.Size(), len(rcpts), body, bound)
+			}
+		}
+	}
+}

@@ -168,9 +168,9 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 		}
 		episode = pk.Manifest.Episode
 	}
-	var sealed bytes.Buffer
-	sealed.Grow(signed.Size()*4/3 + signed.Size()/38 + 8<<10) // base64 of the encrypted entity, CRLF every 76
 	header := copyHeader(r.Sender, r.To, episode, r.Date, r.HeaderID)
+	var sealed bytes.Buffer
+	sealed.Grow(len(header) + 1<<10 + smime.SealedSizeBound(signed.Size()))
 	if err := smime.SealSigned(&sealed, []byte(header), signed, *enc); err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: sealing: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
