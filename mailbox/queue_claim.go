@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -97,33 +98,76 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Claimed, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	contents, err := s.queueContents(ctx, out)
+	if err != nil {
+		// Claimed but not readable now (the store is failing): given back unattempted, so they are
+		// due again at once (or, should that fail too, when their leases lapse).
+		for _, u := range out {
+			s.Unclaim(ctx, u.Lease, opt.Now)
+		}
+		return nil, classify(err)
+	}
 	for _, c := range out {
-		var form sql.NullString
-		var nonce, sealed []byte
-		err := s.rdb.QueryRowContext(ctx, `SELECT c.form, c.nonce, c.content FROM queue q
-			LEFT JOIN queue_contents c ON c.id = q.id WHERE q.id = ?`, c.ID).Scan(&form, &nonce, &sealed)
+		sc, ok := contents[c.ID]
 		switch {
-		case err != nil:
-			// Claimed but not readable now (the store is failing): given back unattempted, so they are
-			// due again at once (or, should that fail too, when their leases lapse).
-			for _, u := range out {
-				s.Unclaim(ctx, u.Lease, opt.Now)
-			}
-			return nil, classify(err)
-		case sealed == nil: // an entry claimable is never purged: its content row is missing
+		case !ok: // an entry claimable is never purged: its content row is missing
 			c.ContentErr = fmt.Errorf("%w: queue entry %s has no stored content", ErrCorrupt, c.ID)
-			continue
-		}
-		if form.String == formRecipe {
-			c.Recipe, c.ContentErr = s.seal.openQueue(c.ID, formRecipe, nonce, sealed)
-			continue
-		}
-		c.Content, c.ContentErr = s.seal.openQueue(c.ID, formCopy, nonce, sealed)
-		if c.ContentErr == nil && len(c.Content) != c.Size {
-			c.Content, c.ContentErr = nil, fmt.Errorf("%w: queue entry %s content size differs", ErrCorrupt, c.ID)
+		case sc.form == formRecipe:
+			c.Recipe, c.ContentErr = s.seal.openQueue(c.ID, formRecipe, sc.nonce, sc.sealed)
+		default:
+			c.Content, c.ContentErr = s.seal.openQueue(c.ID, formCopy, sc.nonce, sc.sealed)
+			if c.ContentErr == nil && len(c.Content) != c.Size {
+				c.Content, c.ContentErr = nil, fmt.Errorf("%w: queue entry %s content size differs", ErrCorrupt, c.ID)
+			}
 		}
 	}
 	return out, nil
+}
+
+// storedContent is one queue_contents row, still sealed.
+type storedContent struct {
+	form          string
+	nonce, sealed []byte
+}
+
+// queueContents reads the stored contents of the claimed entries on a reader, in one query (one read
+// transaction) for up to 500 entries instead of one per entry. An entry without a row is absent from
+// the map.
+func (s *Store) queueContents(ctx context.Context, claimed []*Claimed) (map[string]storedContent, error) {
+	out := make(map[string]storedContent, len(claimed))
+	for len(claimed) > 0 {
+		n := min(len(claimed), 500) // far below SQLite's limit on bound parameters
+		args := make([]any, n)
+		for i, c := range claimed[:n] {
+			args[i] = c.ID
+		}
+		claimed = claimed[n:]
+		if err := s.readQueueContents(ctx, out, args); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) readQueueContents(ctx context.Context, out map[string]storedContent, ids []any) error {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, form, nonce, content FROM queue_contents WHERE id IN (?`+
+		strings.Repeat(", ?", len(ids)-1)+`)`, ids...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var sc storedContent
+		if err := rows.Scan(&id, &sc.form, &sc.nonce, &sc.sealed); err != nil {
+			return err
+		}
+		out[id] = sc
+	}
+	return rows.Err()
 }
 
 // markSending moves one selected entry to sending; a lapsed lease is counted as an attempt and recorded.

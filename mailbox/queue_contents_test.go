@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,17 +65,31 @@ func TestQueueContentsMigration(t *testing.T) {
 }
 
 // TestQueueClaimMissingContentIsCorrupt: an entry whose content row is gone is claimed with
-// ErrCorrupt (so the relay fails it), never sent empty.
+// ErrCorrupt (so the relay fails it), never sent empty; the others claimed with it (their contents
+// read in the same query) keep theirs.
 func TestQueueClaimMissingContentIsCorrupt(t *testing.T) {
 	s, opt := qStore(t)
-	ids := qEnqueue(t, s, qOutbound("bob@council.example"))
+	items := []*Outbound{qOutbound("bob@council.example"), qOutbound("carol@council.example"), qOutbound("dan@council.example")}
+	ids := qEnqueue(t, s, items...)
 	raw := rawDB(t, opt.Path)
-	if _, err := raw.Exec(`DELETE FROM queue_contents WHERE id = ?`, ids[0]); err != nil {
+	if _, err := raw.Exec(`DELETE FROM queue_contents WHERE id = ?`, ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	cs := qClaim(t, s, ClaimOptions{Limit: 5, Now: opt.Now()})
-	if len(cs) != 1 || cs[0].Content != nil || !errors.Is(cs[0].ContentErr, ErrCorrupt) {
-		t.Fatalf("claim of an entry without content: %+v", cs)
+	if len(cs) != 3 {
+		t.Fatalf("claimed %d entries, want 3", len(cs))
+	}
+	for _, c := range cs {
+		i := slices.Index(ids, c.ID)
+		if i == 1 {
+			if c.Content != nil || !errors.Is(c.ContentErr, ErrCorrupt) {
+				t.Fatalf("claim of an entry without content: %+v", c)
+			}
+			continue
+		}
+		if c.ContentErr != nil || !bytes.Equal(c.Content, items[i].Content) {
+			t.Fatalf("claim of entry %d beside it: %q, %v", i, c.Content, c.ContentErr)
+		}
 	}
 }
 
