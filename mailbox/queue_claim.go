@@ -152,6 +152,7 @@ func (s *Store) queueContents(ctx context.Context, claimed []*Claimed) (map[stri
 	return out, nil
 }
 
+// readQueueContents adds to out the contents of the queue entries ids, read in one query.
 func (s *Store) readQueueContents(ctx context.Context, out map[string]storedContent, ids []any) error {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, form, nonce, content FROM queue_contents WHERE id IN (?`+
 		strings.Repeat(", ?", len(ids)-1)+`)`, ids...)
