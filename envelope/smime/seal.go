@@ -46,16 +46,7 @@ func Seal(w io.Writer, msg []byte, opts SealOptions) error {
 		return err
 	}
 
-	bw := outerWriters.Get().(*bufio.Writer)
-	bw.Reset(w)
-	defer putOuterWriter(bw)
-	if err := writeOuter(bw, h); err != nil {
-		return err
-	}
-	if err := sealEntity(bw, parts, opts); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return writeSealed(w, h, func(bw io.Writer) error { return sealEntity(bw, parts, opts) })
 }
 
 // writeOuter writes the fields of h that stay outside the protection, then MIME-Version.
@@ -134,21 +125,28 @@ func SealSigned(w io.Writer, header []byte, s *Signed, opts cms.EncryptOptions) 
 	if err != nil {
 		return err
 	}
+	return writeSealed(w, h, func(bw io.Writer) error {
+		// Encrypted in place in a pooled copy (16 octets of room for AES-GCM's tag): s serves others.
+		bp := signedBuffers.Get().(*[]byte)
+		defer signedBuffers.Put(bp)
+		buf := append((*bp)[:0], s.entity...)
+		if cap(buf) < len(buf)+16 {
+			buf = append(buf, make([]byte, 16)...)[:len(s.entity)]
+		}
+		*bp = buf[:0]
+		return EncryptInPlace(bw, buf, opts)
+	})
+}
+
+// writeSealed writes the outer header h, then what entity writes, through a pooled buffered writer.
+func writeSealed(w io.Writer, h textproto.Header, entity func(io.Writer) error) error {
 	bw := outerWriters.Get().(*bufio.Writer)
 	bw.Reset(w)
 	defer putOuterWriter(bw)
 	if err := writeOuter(bw, h); err != nil {
 		return err
 	}
-	// Encrypted in place in a pooled copy (16 octets of room for AES-GCM's tag): s serves others.
-	bp := signedBuffers.Get().(*[]byte)
-	defer signedBuffers.Put(bp)
-	buf := append((*bp)[:0], s.entity...)
-	if cap(buf) < len(buf)+16 {
-		buf = append(buf, make([]byte, 16)...)[:len(s.entity)]
-	}
-	*bp = buf[:0]
-	if err := EncryptInPlace(bw, buf, opts); err != nil {
+	if err := entity(bw); err != nil {
 		return err
 	}
 	return bw.Flush()
