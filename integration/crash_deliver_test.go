@@ -89,26 +89,10 @@ func TestCrashDelivery(t *testing.T) {
 	}
 
 	// Kill while packages are accepted (and delivered behind them) ...
-	start, kills := time.Now(), 0
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	deadline := time.Now().Add(10 * time.Minute)
-submitting:
-	for {
-		select {
-		case <-done:
-			break submitting
-		case <-time.After(time.Duration(80+rng.IntN(250)) * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("only %d of %d packages acknowledged in 10 minutes", led.ackedCount(), target)
-		}
-		g.kill()
-		kills++
-		cur.Store(g.start())
-	}
+	start := time.Now()
+	kills := led.killWhileSubmitting(t, &wg, cancel, target, 10*time.Minute,
+		func() time.Duration { return time.Duration(80+rng.IntN(250)) * time.Millisecond },
+		func() { g.kill(); cur.Store(g.start()) })
 	// ... and while the backlog drains.
 	for range 6 {
 		time.Sleep(time.Duration(200+rng.IntN(500)) * time.Millisecond)
@@ -352,6 +336,30 @@ type deliveryLedger struct {
 	episode map[string]string // digest of every message sent completely -> its episode tag
 	acked   map[string]string // digest -> ID from the 250
 	other   atomic.Int64      // transactions that ended without 250 (mostly cut by a kill)
+}
+
+// killWhileSubmitting kills the gateway and starts it again (restart), a pause apart, until the
+// clients (wg) have had target packages acknowledged and stopped, and returns how many kills that took.
+// It fails the test when they have not within limit.
+func (l *deliveryLedger) killWhileSubmitting(t *testing.T, wg *sync.WaitGroup, cancel context.CancelFunc, target int,
+	limit time.Duration, pause func() time.Duration, restart func()) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	deadline := time.Now().Add(limit)
+	for kills := 0; ; kills++ {
+		select {
+		case <-done:
+			return kills
+		case <-time.After(pause()):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("only %d of %d packages acknowledged in %v", l.ackedCount(), target, limit)
+		}
+		restart()
+	}
 }
 
 func (l *deliveryLedger) ackedCount() int {

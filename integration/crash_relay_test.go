@@ -103,26 +103,10 @@ func TestCrashRelay(t *testing.T) {
 	}
 
 	// Kill while packages are accepted and relayed ...
-	start, kills := time.Now(), 0
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	deadline := time.Now().Add(5 * time.Minute)
-submitting:
-	for {
-		select {
-		case <-done:
-			break submitting
-		case <-time.After(time.Duration(300+rng.IntN(900)) * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("only %d of %d packages acknowledged in 5 minutes", led.ackedCount(), target)
-		}
-		srv.kill()
-		kills++
-		srv.start()
-	}
+	start := time.Now()
+	kills := led.killWhileSubmitting(t, &wg, cancel, target, 5*time.Minute,
+		func() time.Duration { return time.Duration(300+rng.IntN(900)) * time.Millisecond },
+		func() { srv.kill(); srv.start() })
 	// ... and while the relay drains the backlog (at least 10 kills in all).
 	for drain := 0; drain < 4 || kills < 10; drain++ {
 		time.Sleep(time.Duration(150+rng.IntN(500)) * time.Millisecond)
