@@ -36,6 +36,7 @@ type RelayRoute struct {
 	Username       string   `toml:"username" default:"" doc:"SMTP AUTH PLAIN user name for the smart host; empty sends no AUTH."`
 	PasswordFile   string   `toml:"password_file" default:"" doc:"File holding the smart host password (one line); must not be readable by group or others."`
 	MaxConnections int      `toml:"max_connections" default:"0" doc:"Most connections at once for this route's domains; 0 takes relay.max_connections_per_destination."`
+	Chunking       string   `toml:"chunking" default:"auto" doc:"auto: send each message as one BDAT chunk (RFC 3030 CHUNKING) when the server offers it, with DATA otherwise; off: always DATA, for a server whose CHUNKING is broken."`
 }
 
 // resolveRelay fills the routes' defaults (array tables get none from the struct tags) and makes their
@@ -48,6 +49,9 @@ func (c *Config) resolveRelay(dir string) {
 		}
 		if r.TLS == "" {
 			r.TLS = "verify"
+		}
+		if r.Chunking == "" {
+			r.Chunking = "auto"
 		}
 		for _, p := range []*string{&r.CAFile, &r.PasswordFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
@@ -153,6 +157,9 @@ func validateRoute(file, at string, r RelayRoute, i int, owner map[string]int) P
 	checkKey(badFn, "password_file", r.PasswordFile, false)
 	if r.MaxConnections < 0 {
 		bad("max_connections", "must not be negative")
+	}
+	if r.Chunking != "auto" && r.Chunking != "off" {
+		bad("chunking", "must be auto or off, not %q", r.Chunking)
 	}
 	return ps
 }

@@ -28,7 +28,7 @@ func TestRelayRoutesResolvedAndChecked(t *testing.T) {
 		Username: "gw", PasswordFile: "smart.pw"}}
 	c.resolveRelay(dir)
 	r := c.Relay.Routes[0]
-	if r.Security != "starttls" || r.TLS != "verify" || r.PasswordFile != pw || r.Domains[0] != "partner.example" {
+	if r.Security != "starttls" || r.TLS != "verify" || r.Chunking != "auto" || r.PasswordFile != pw || r.Domains[0] != "partner.example" {
 		t.Fatalf("resolved route = %+v", r)
 	}
 	if ps := c.validateRelay("f.toml"); len(ps) != 0 {
@@ -62,6 +62,7 @@ func TestRelayProblemsNameTheSetting(t *testing.T) {
 			c.Relay.Routes = []RelayRoute{{Domains: []string{"a.example"}, SmartHost: "nohostport"}}
 		}, "relay.route[0].smart_host", "host:port"},
 		{func(c *Config) { c.Relay.Routes = []RelayRoute{{Domains: []string{"a.example"}, Username: "u"}} }, "relay.route[0].username", "both"},
+		{func(c *Config) { c.Relay.Routes = []RelayRoute{{Domains: []string{"a.example"}, Chunking: "on"}} }, "relay.route[0].chunking", "auto or off"},
 	}
 	for i, tc := range cases {
 		c := Default()

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +96,9 @@ func TestRelayThroughPostfix(t *testing.T) {
 	}
 	dsnFile := pf.waitMaildirFiles(t, "alice", 1)[0]
 	checkDSNWithPython(t, dsnFile)
+	// Postfix offers CHUNKING, so the copies went as BDAT chunks, pipelined with MAIL and RCPT (the
+	// refused RCPT's chunk included): its smtpd counts the commands of each session when it ends.
+	pf.waitLog(t, regexp.MustCompile(`disconnect from .* bdat=[1-9]`))
 
 	// The 4xx goes away; the retry after the backoff delivers.
 	pf.setAccess(t, "")
@@ -317,6 +321,22 @@ func (pf *postfix) waitMaildirFiles(t *testing.T, box string, n int) []string {
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(pf.dir, "maillog"))
 			t.Fatalf("%s's maildir holds %d messages after 30s, want %d\n%s", box, len(files), n, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLog waits up to 30 s for a line of Postfix's log that re matches.
+func (pf *postfix) waitLog(t *testing.T, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		log, _ := os.ReadFile(filepath.Join(pf.dir, "maillog"))
+		if re.Match(log) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line of Postfix's log matches %s after 30s:\n%s", re, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -43,7 +43,8 @@ func FromConfig(cfg *configs.Config, log *slog.Logger) (Options, error) {
 
 func routeFromConfig(r configs.RelayRoute) (Route, error) {
 	rt := Route{Domains: append([]string(nil), r.Domains...), SmartHost: r.SmartHost, ImplicitTLS: r.Security == "tls",
-		TLS: TLSMode(r.TLS), Username: r.Username, MaxConns: r.MaxConnections}
+		TLS: TLSMode(r.TLS), Username: r.Username, MaxConns: r.MaxConnections,
+		NoChunking: r.Chunking == "off"}
 	if r.CAFile != "" {
 		pem, err := os.ReadFile(r.CAFile)
 		if err != nil {

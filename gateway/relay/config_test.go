@@ -26,14 +26,14 @@ func TestFromConfig(t *testing.T) {
 	cfg.Hostname = "gw.example"
 	cfg.Relay.DelayWarning = 0
 	cfg.Relay.Routes = []configs.RelayRoute{{Domains: []string{"*"}, SmartHost: "smart.test:465", Security: "tls", TLS: "verify",
-		CAFile: caFile, Username: "gw", PasswordFile: pw, MaxConnections: 7}}
+		CAFile: caFile, Username: "gw", PasswordFile: pw, MaxConnections: 7, Chunking: "off"}}
 	opt, err := FromConfig(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := opt.Routes[0]
 	if opt.Hostname != "gw.example" || opt.Lifetime != 120*time.Hour || opt.DelayWarning >= 0 || rt.Password != "s3cret" ||
-		!rt.ImplicitTLS || rt.RootCAs == nil || rt.MaxConns != 7 || rt.TLS != Verify {
+		!rt.ImplicitTLS || rt.RootCAs == nil || rt.MaxConns != 7 || rt.TLS != Verify || !rt.NoChunking {
 		t.Fatalf("options = %+v, route = %+v", opt, rt)
 	}
 	if _, err := New(nil, opt); err != nil {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"fmt"
 	"io"
@@ -56,38 +57,48 @@ func TestWriteDotStuffed(t *testing.T) {
 // TestRefusedAtTheEndOfTheData: answers to the end of the data count like answers to RCPT (a 4xx is
 // retried, a 5xx bounces at once), and the session goes on to the next entry after them.
 func TestRefusedAtTheEndOfTheData(t *testing.T) {
-	r := newRig(t)
-	m := startMTA(t, mtaOpts{tls: r.serverTLS(), dataAns: func(rcpt string, data []byte) *smtp.SMTPError {
-		if !bytes.Contains(data, []byte("\r\n.leading dot line\r\n")) {
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "the dot line was not unstuffed"}
-		}
-		switch rcpt {
-		case "late@council.test":
-			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-		case "bad@council.test":
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
-		}
-		return nil
-	}})
-	r.mx(m)
-	late, bad, good := r.enqueue(t, "late@council.test"), r.enqueue(t, "bad@council.test"), r.enqueue(t, "bob@council.test")
-	r.flush(t, r.relay(t))
-	if e := r.entry(t, late); e.State != mailbox.QueueQueued || e.LastAnswer != "451 4.3.0 try again later" {
-		t.Errorf("451 at the end of the data: %+v", e)
-	}
-	if e := r.entry(t, bad); e.State != mailbox.QueueFailed || e.LastAnswer != "554 5.7.1 content refused" {
-		t.Errorf("554 at the end of the data: %+v", e)
-	}
-	if e := r.entry(t, good); e.State != mailbox.QueueDelivered {
-		t.Errorf("the entry after the refusals: %+v", e)
-	}
-	got := m.messages()
-	var delivered []string
-	for _, g := range got {
-		delivered = append(delivered, g.rcpt)
-	}
-	if !slices.Contains(delivered, "bob@council.test") || slices.Contains(delivered, "late@council.test") {
-		t.Errorf("the MTA kept messages for %v", delivered)
+	for _, bdat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
+			r := newRig(t)
+			r.opt.noChunking = !bdat
+			m := startMTA(t, mtaOpts{tls: r.serverTLS(), dataAns: func(rcpt string, data []byte) *smtp.SMTPError {
+				if !bytes.Contains(data, []byte("\r\n.leading dot line\r\n")) {
+					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "the dot line was not unstuffed"}
+				}
+				switch rcpt {
+				case "late@council.test":
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+				case "bad@council.test":
+					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
+				}
+				return nil
+			}})
+			r.mx(m)
+			late, bad, good := r.enqueue(t, "late@council.test"), r.enqueue(t, "bad@council.test"), r.enqueue(t, "bob@council.test")
+			r.flush(t, r.relay(t))
+			if e := r.entry(t, late); e.State != mailbox.QueueQueued || e.LastAnswer != "451 4.3.0 try again later" {
+				t.Errorf("451 at the end of the data: %+v", e)
+			}
+			if e := r.entry(t, bad); e.State != mailbox.QueueFailed || e.LastAnswer != "554 5.7.1 content refused" {
+				t.Errorf("554 at the end of the data: %+v", e)
+			}
+			if e := r.entry(t, good); e.State != mailbox.QueueDelivered {
+				t.Errorf("the entry after the refusals: %+v", e)
+			}
+			got := m.messages()
+			var delivered []string
+			for _, g := range got {
+				delivered = append(delivered, g.rcpt)
+			}
+			if !slices.Contains(delivered, "bob@council.test") || slices.Contains(delivered, "late@council.test") {
+				t.Errorf("the MTA kept messages for %v", delivered)
+			}
+			for _, g := range got {
+				if g.bdat != bdat {
+					t.Errorf("the copy to %s came with BDAT %v, want %v", g.rcpt, g.bdat, bdat)
+				}
+			}
+		})
 	}
 }
 
@@ -112,14 +123,15 @@ func TestOneConnectionForSeveralBatches(t *testing.T) {
 	}
 }
 
-// TestPipelinedAndOneByOne: the same answers give the same outcomes whether MAIL, RCPT and DATA go
-// in one write (the server offers PIPELINING) or one at a time, and the session carries on after each
-// refusal: a 550 and a 451 to RCPT, a 554 at the end of the data, then a delivery.
+// TestPipelinedAndOneByOne: the same answers give the same outcomes whether MAIL, RCPT and DATA (or
+// BDAT) go in one write (the server offers PIPELINING) or one at a time, and the session carries on
+// after each refusal: a 550 and a 451 to RCPT, a 554 at the end of the data, then a delivery.
 func TestPipelinedAndOneByOne(t *testing.T) {
-	for _, one := range []bool{false, true} {
-		t.Run(fmt.Sprintf("oneByOne=%v", one), func(t *testing.T) {
+	for _, c := range []struct{ one, bdat bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
+		one, bdat := c.one, c.bdat
+		t.Run(fmt.Sprintf("oneByOne=%v/bdat=%v", one, bdat), func(t *testing.T) {
 			r := newRig(t)
-			r.opt.noPipelining, r.opt.MaxConnections = one, 1
+			r.opt.noPipelining, r.opt.noChunking, r.opt.MaxConnections = one, !bdat, 1
 			m := startMTA(t, mtaOpts{tls: r.serverTLS(),
 				answer: func(rcpt string, _ int) *smtp.SMTPError {
 					switch rcpt {
@@ -156,7 +168,7 @@ func TestPipelinedAndOneByOne(t *testing.T) {
 			}
 			var copies int
 			for _, g := range m.messages() {
-				if g.rcpt == "bob@council.test" && bytes.Equal(g.data, pkg("bob@council.test")) {
+				if g.rcpt == "bob@council.test" && bytes.Equal(g.data, pkg("bob@council.test")) && g.bdat == bdat {
 					copies++
 				}
 			}
@@ -213,4 +225,34 @@ func FuzzWriteDotStuffed(f *testing.F) {
 			t.Fatalf("content %q: got %q, want %q", content, got.Bytes(), want.Bytes())
 		}
 	})
+}
+
+// TestOnlyCanonicalContentGoesByBDAT: a chunk is sent as it is, so content with a bare LF, or not
+// ending in a line break, goes through DATA (whose writer mends it) even to a server offering
+// CHUNKING, and arrives in the same form as before; canonical content goes as one BDAT chunk.
+func TestOnlyCanonicalContentGoesByBDAT(t *testing.T) {
+	for _, c := range []struct {
+		content, want string
+		bdat          bool
+	}{
+		{"Message-ID: <a@gw.test>\r\n\r\n.dot\r\nend\r\n", "Message-ID: <a@gw.test>\r\n\r\n.dot\r\nend\r\n", true},
+		{"Message-ID: <b@gw.test>\r\n\r\nbare\nlf\r\n", "Message-ID: <b@gw.test>\r\n\r\nbare\r\nlf\r\n", false},
+		{"Message-ID: <c@gw.test>\r\n\r\nno line break at the end", "Message-ID: <c@gw.test>\r\n\r\nno line break at the end\r\n", false},
+	} {
+		if got := canonical([]byte(c.content)); got != c.bdat {
+			t.Errorf("canonical(%q) = %v", c.content, got)
+		}
+		r := newRig(t)
+		m := startMTA(t, mtaOpts{tls: r.serverTLS()})
+		r.mx(m)
+		if _, err := r.store.Enqueue(context.Background(), &mailbox.Outbound{MessageID: "m1", From: "alice@agency.test",
+			Recipient: "bob@council.test", Content: []byte(c.content)}); err != nil {
+			t.Fatal(err)
+		}
+		r.flush(t, r.relay(t))
+		got := m.messages()
+		if len(got) != 1 || string(got[0].data) != c.want || got[0].bdat != c.bdat {
+			t.Errorf("content %q: the MTA got %+v, want %q by BDAT %v", c.content, got, c.want, c.bdat)
+		}
+	}
 }

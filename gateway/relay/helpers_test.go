@@ -83,6 +83,7 @@ type received struct {
 	helo       string
 	tls        bool
 	user       string
+	bdat       bool // the content came in BDAT chunks, not after DATA
 }
 
 // mta is a receiving MTA. answer decides the reply to each RCPT (nil accepts); it sees how many
@@ -194,8 +195,9 @@ func (s *mtaSession) Data(r io.Reader) error {
 		}
 	}
 	_, isTLS := s.c.TLSConnectionState()
+	_, bdat := r.(*io.PipeReader) // go-smtp hands BDAT chunks through a pipe, DATA through its dot reader
 	s.m.mu.Lock()
-	s.m.got = append(s.m.got, received{from: s.from, rcpt: s.rcpt, data: b, helo: s.c.Hostname(), tls: isTLS, user: s.user})
+	s.m.got = append(s.m.got, received{from: s.from, rcpt: s.rcpt, data: b, helo: s.c.Hostname(), tls: isTLS, user: s.user, bdat: bdat})
 	s.m.mu.Unlock()
 	return nil
 }

@@ -53,7 +53,8 @@ type Route struct {
 	RootCAs     *x509.CertPool
 	Username    string // AUTH PLAIN, smart hosts only, never without TLS
 	Password    string
-	MaxConns    int // 0 takes Options.MaxPerDestination
+	MaxConns    int  // 0 takes Options.MaxPerDestination
+	NoChunking  bool // always DATA, even to a server offering CHUNKING (BDAT)
 }
 
 // Options configures a Relay. Zero values take the defaults noted.
@@ -86,6 +87,7 @@ type Options struct {
 	Build func(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 
 	noPipelining bool // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
+	noChunking   bool // tests: send DATA even to a server offering CHUNKING
 }
 
 const defaultLifetime = 5 * 24 * time.Hour

@@ -34,6 +34,8 @@ type session struct {
 	broken  bool   // the connection can no longer be used
 	// pipelining: the server offers PIPELINING (RFC 2920) and the relay may use it
 	pipelining bool
+	// chunking: the server offers CHUNKING (RFC 3030) and the route allows BDAT
+	chunking bool
 
 	cmdTimeout, dataTimeout time.Duration // for the DATA command, and for the data and its answer
 
@@ -84,6 +86,8 @@ func (r *Relay) openOne(ctx context.Context, t target, rt *Route) (*session, *fa
 	s.maxSize, _ = s.c.MaxMessageSize()
 	s.pipelining, _ = s.c.Extension("PIPELINING")
 	s.pipelining = s.pipelining && !r.opt.noPipelining
+	s.chunking, _ = s.c.Extension("CHUNKING")
+	s.chunking = s.chunking && !rt.NoChunking && !r.opt.noChunking
 	if rt.Username == "" {
 		return s, nil
 	}
@@ -200,16 +204,22 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 	}
 	var answer, step string
 	var err error
-	if s.pipelining {
-		answer, step, err = s.pipelined(c.From, c.Recipient, opts, c.Content)
-	} else {
+	bdat := s.chunking && canonical(c.Content)
+	switch {
+	case s.pipelining:
+		answer, step, err = s.pipelined(c.From, c.Recipient, opts, c.Content, bdat)
+	default:
 		if err := s.c.Mail(c.From, opts); err != nil {
 			return "", s.fail("MAIL FROM", err)
 		}
 		if err := s.c.Rcpt(c.Recipient, nil); err != nil {
 			return "", s.fail("RCPT TO", err)
 		}
-		answer, step, err = s.data(c.Content)
+		if bdat {
+			answer, step, err = s.chunk(c.Content)
+		} else {
+			answer, step, err = s.data(c.Content)
+		}
 	}
 	if err != nil {
 		return "", s.fail(step, err)
@@ -221,7 +231,14 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 // instead of go-smtp's DataCommand, whose net/textproto DotWriter handles the data a byte at a time (a
 // sixth of cafgate's CPU when relaying 1 MiB copies), and MAIL FROM, RCPT TO and DATA are pipelined
 // (RFC 2920) when the server offers it, which go-smtp's client does not do: two round trips per copy
-// instead of four. This is safe between go-smtp's own calls (EHLO, RSET, QUIT): the server sends
+// instead of four.
+//
+// When the server offers CHUNKING (RFC 3030) and the content is already in canonical form (every line
+// ends in CRLF), the content goes as one chunk, "BDAT <size> LAST", instead of DATA: sent as it is, no
+// dot-stuffing on either side, and the server reads a counted block instead of looking at every byte
+// for the end-of-data line (a receiver's dot reader is the largest cost of taking a 1.4 MB sealed
+// copy). Pipelined, MAIL, RCPT and BDAT go in one write: one round trip per copy. go-smtp's client
+// has no BDAT. This is safe between go-smtp's own calls (EHLO, RSET, QUIT): the server sends
 // nothing between its answers and the next command, so go-smtp's reader holds nothing unread, and
 // these readers read only up to the end of the final answer, which ends the server's turn.
 
@@ -242,16 +259,29 @@ func (s *session) data(content []byte) (answer, step string, err error) {
 // pipelined sends MAIL FROM, RCPT TO and DATA in one write, reads their three answers, and then the
 // content (body). A refused MAIL or RCPT is the failure reported; should the server still take DATA,
 // an empty message is ended with the dot and its answer ignored, as RFC 2920 section 3.1 requires.
-func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content []byte) (answer, step string, err error) {
+//
+// With bdat, the last command is "BDAT <size> LAST" followed by the content itself, all in the one
+// write; the server reads the chunk even after refusing MAIL or RCPT (RFC 3030 section 4.2), and its
+// answer to BDAT is the answer to the content.
+func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content []byte, bdat bool) (answer, step string, err error) {
 	if strings.ContainsAny(from+rcpt, "\r\n") {
 		return "", "MAIL FROM", errors.New("an address holds a line break")
 	}
 	tp := s.dataConn()
 	defer s.conn.SetDeadline(time.Time{})
 	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
-	fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
+	if bdat {
+		s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
+		fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nBDAT %d LAST\r\n", s.mailCommand(from, opts), rcpt, len(content))
+		tp.W.Write(content)
+	} else {
+		fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
+	}
 	if err := tp.W.Flush(); err != nil {
 		return "", "MAIL FROM", err
+	}
+	if bdat {
+		return s.pipelinedAnswers(tp)
 	}
 	var refusedAt string
 	var refusal error
@@ -287,6 +317,63 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 		return "", refusedAt, refusal
 	}
 	return s.body(tp, content)
+}
+
+// pipelinedAnswers reads the answers to a pipelined MAIL, RCPT and BDAT LAST. The first refusal is
+// the one reported; otherwise the answer to BDAT is the server's answer to the content.
+func (s *session) pipelinedAnswers(tp *textproto.Conn) (answer, step string, err error) {
+	var refusedAt string
+	var refusal error
+	for _, c := range []struct {
+		step string
+		code int
+	}{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"the end of the data", 25}} {
+		_, msg, err := tp.ReadResponse(c.code)
+		if _, answered := err.(*textproto.Error); err != nil && !answered {
+			return "", c.step, err // the connection broke
+		}
+		switch {
+		case err != nil && refusal == nil:
+			refusedAt, refusal = c.step, protoErr(err)
+		case err == nil && c.step == "the end of the data":
+			answer = msg
+		}
+	}
+	if tp.R.Buffered() > 0 {
+		s.broken = true // the server said more than its answers: the session is no longer in step
+	}
+	if refusal != nil {
+		return "", refusedAt, refusal
+	}
+	return answer, "", nil
+}
+
+// chunk sends content as one BDAT LAST chunk (MAIL and RCPT already answered) and returns the
+// server's answer.
+func (s *session) chunk(content []byte) (answer, step string, err error) {
+	tp := s.dataConn()
+	defer s.conn.SetDeadline(time.Time{})
+	s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
+	fmt.Fprintf(tp.W, "BDAT %d LAST\r\n", len(content))
+	tp.W.Write(content)
+	if err := tp.W.Flush(); err != nil {
+		return "", "the message data", err
+	}
+	_, msg, err := tp.ReadResponse(250)
+	if err != nil {
+		return "", "the end of the data", protoErr(err)
+	}
+	if tp.R.Buffered() > 0 {
+		s.broken = true
+	}
+	return msg, "", nil
+}
+
+// canonical reports whether content can go in a BDAT chunk as it is: not empty, every line break a
+// CRLF, and ending in one. Anything else goes through DATA, whose writer mends it.
+func canonical(content []byte) bool {
+	return bytes.HasSuffix(content, []byte("\r\n")) &&
+		bytes.Count(content, []byte("\n")) == bytes.Count(content, []byte("\r\n"))
 }
 
 // mailCommand is the MAIL FROM command go-smtp's Client.Mail would send for opts.
