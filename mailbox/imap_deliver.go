@@ -181,12 +181,15 @@ func recordRead(ctx context.Context, tx *sql.Tx, at time.Time, from string, mdn 
 	return err == nil, err
 }
 
+// packageSentToQueueQuery finds the package of a copy sent through the queue (index queue_header_id).
+const packageSentToQueueQuery = `SELECT message_id FROM queue WHERE header_message_id = ? AND kind = 'message'
+		AND lower(recipient) = ? ORDER BY first_queued_at LIMIT 1`
+
 // packageSentTo returns the accepted message whose copy with Message-ID headerID went to rcpt, through
 // the outbound queue or into rcpt's hosted mailbox; "" when there is none.
 func packageSentTo(ctx context.Context, tx *sql.Tx, headerID, rcpt string) (string, error) {
 	var pkg string
-	err := tx.QueryRowContext(ctx, `SELECT message_id FROM queue WHERE header_message_id = ? AND kind = 'message'
-		AND lower(recipient) = ? ORDER BY first_queued_at LIMIT 1`, headerID, rcpt).Scan(&pkg)
+	err := tx.QueryRowContext(ctx, packageSentToQueueQuery, headerID, rcpt).Scan(&pkg)
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return pkg, err
 	}

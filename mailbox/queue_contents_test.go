@@ -27,13 +27,15 @@ func TestQueueContentsMigration(t *testing.T) {
 	}
 	s.Close()
 
-	// Put the store back to schema 10: content in the queue rows, no queue_contents table.
+	// Put the store back to schema 10: content in the queue rows, no queue_contents table, 0004's indexes.
 	raw := rawDB(t, opt.Path)
 	for _, q := range []string{
 		`ALTER TABLE queue ADD COLUMN content_nonce BLOB`,
 		`ALTER TABLE queue ADD COLUMN content BLOB`,
 		`UPDATE queue SET (content_nonce, content) = (SELECT nonce, content FROM queue_contents c WHERE c.id = queue.id)`,
 		`DROP TABLE queue_contents`,
+		`DROP INDEX queue_header_id`, // and 0012's indexes
+		`CREATE INDEX queue_message ON queue(message_id)`,
 		`PRAGMA user_version = 10`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
