@@ -48,6 +48,7 @@ func serve(cfg *configs.Config, logOut io.Writer, listeners map[string]net.Liste
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	gcDefaults()
+	mallocDefaults()
 	stopDebug, err := startDebug(log)
 	if err != nil {
 		return err
