@@ -7,6 +7,7 @@ package mailbox
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -60,6 +61,9 @@ type Outbound struct {
 	Recipe          []byte
 	HeaderMessageID string
 	Size            int
+	// Certificates (DER) that Recipe names by SHA-256, stored once each with the entry (Certificate
+	// reads them back).
+	Certificates [][]byte
 }
 
 // QueueEntry is a queue row's metadata; it never carries content.
@@ -144,6 +148,13 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, at time.Time, o 
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return "", nil
+	}
+	for _, der := range o.Certificates {
+		sum := sha256.Sum256(der)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (sha256, der) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+			sum[:], der); err != nil {
+			return "", fmt.Errorf("queue entry for message %s: certificate: %w", o.MessageID, classify(err))
+		}
 	}
 	// The content in a table of its own (migration 0011): the entry's state changes never rewrite it.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_contents (id, form, nonce, content) VALUES (?, ?, ?, ?)`,

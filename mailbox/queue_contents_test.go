@@ -3,7 +3,9 @@ package mailbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -36,6 +38,7 @@ func TestQueueContentsMigration(t *testing.T) {
 		`DROP TABLE queue_contents`,
 		`DROP INDEX queue_header_id`, // and 0012's indexes
 		`CREATE INDEX queue_message ON queue(message_id)`,
+		`DROP TABLE certificates`, // and 0013's table
 		`PRAGMA user_version = 10`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
@@ -172,6 +175,7 @@ func TestQueueRecipeRefused(t *testing.T) {
 		"no Message-ID":      func(o *Outbound) { o.HeaderMessageID = "" },
 		"Message-ID with LF": func(o *Outbound) { o.HeaderMessageID = "<a\n@b>" },
 		"bad recipient":      func(o *Outbound) { o.Recipient = "bob" },
+		"empty certificate":  func(o *Outbound) { o.Certificates = [][]byte{{}} },
 	} {
 		o := ok()
 		change(o)
@@ -181,6 +185,47 @@ func TestQueueRecipeRefused(t *testing.T) {
 	}
 	if _, err := s.Enqueue(context.Background(), ok()); err != nil {
 		t.Fatalf("the good recipe: %v", err)
+	}
+	c := qOutbound("carol@health.example")
+	c.Certificates = [][]byte{[]byte("cert")}
+	if _, err := s.Enqueue(context.Background(), c); !errors.Is(err, ErrInvalid) {
+		t.Errorf("certificates with a copy's content: Enqueue = %v, want ErrInvalid", err)
+	}
+}
+
+// TestRecipeCertificates: the certificates a recipe names are stored once each, read back by their
+// SHA-256, and one not stored, or whose stored bytes were changed, is ErrCorrupt.
+func TestRecipeCertificates(t *testing.T) {
+	ctx := context.Background()
+	s, opt := qStore(t)
+	a, b := []byte("certificate A (DER)"), []byte("certificate B (DER)")
+	for i, rcpt := range []string{"bob@council.example", "dave@council.example"} {
+		_, err := s.Enqueue(ctx, &Outbound{MessageID: "m1", From: "alice@agency.example", Recipient: rcpt,
+			Recipe: []byte("r"), HeaderMessageID: fmt.Sprintf("<m1.%d@gw.example>", i), Size: 1, Certificates: [][]byte{a, b}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := rawDB(t, opt.Path)
+	if n := count(t, raw, `SELECT count(*) FROM certificates`); n != 2 {
+		t.Fatalf("%d certificates stored for two entries naming the same two", n)
+	}
+	for _, der := range [][]byte{a, b} {
+		sum := sha256.Sum256(der)
+		if got, err := s.Certificate(ctx, sum[:]); err != nil || !bytes.Equal(got, der) {
+			t.Fatalf("Certificate(%x) = %q, %v", sum, got, err)
+		}
+	}
+	none := sha256.Sum256([]byte("never stored"))
+	if _, err := s.Certificate(ctx, none[:]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a certificate not stored: %v, want ErrCorrupt", err)
+	}
+	sum := sha256.Sum256(a)
+	if _, err := raw.Exec(`UPDATE certificates SET der = ? WHERE sha256 = ?`, []byte("certificate X (DER)"), sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Certificate(ctx, sum[:]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a changed certificate: %v, want ErrCorrupt", err)
 	}
 }
 

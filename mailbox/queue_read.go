@@ -4,7 +4,9 @@
 package mailbox
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -109,4 +111,22 @@ func (s *Store) QueueContent(ctx context.Context, id string) ([]byte, error) {
 		return nil, nil
 	}
 	return s.seal.openQueue(id, formCopy, nonce, sealed)
+}
+
+// Certificate returns the certificate (DER) whose SHA-256 is sum, stored with a queued recipe that
+// names it (Outbound.Certificates). A certificate not stored is ErrCorrupt: the recipe naming it
+// cannot be built; one whose bytes no longer hash to sum is ErrCorrupt too.
+func (s *Store) Certificate(ctx context.Context, sum []byte) ([]byte, error) {
+	var der []byte
+	err := s.rdb.QueryRowContext(ctx, `SELECT der FROM certificates WHERE sha256 = ?`, sum).Scan(&der)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no stored certificate %x", ErrCorrupt, sum)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	if got := sha256.Sum256(der); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("%w: the stored certificate %x does not match its hash", ErrCorrupt, sum)
+	}
+	return der, nil
 }

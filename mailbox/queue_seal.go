@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -120,6 +121,8 @@ func checkOutbound(o *Outbound) (*outboundRow, error) {
 		return nil, fmt.Errorf("%w: queue entry for message %s has no valid recipient", ErrInvalid, o.MessageID)
 	case len(o.Content) == 0:
 		return nil, fmt.Errorf("%w: queue entry for message %s has no content", ErrInvalid, o.MessageID)
+	case o.Certificates != nil:
+		return nil, fmt.Errorf("%w: queue entry for message %s: certificates go with a recipe", ErrInvalid, o.MessageID)
 	}
 	r.domain = AddressDomain(o.Recipient)
 	var err error
@@ -143,6 +146,8 @@ func checkRecipeOutbound(o *Outbound, r *outboundRow) (*outboundRow, error) {
 		return nil, fmt.Errorf("%w: queue entry for message %s has both content and a recipe", ErrInvalid, o.MessageID)
 	case len(o.Recipe) == 0 || o.Size <= 0:
 		return nil, fmt.Errorf("%w: queue entry for message %s has an empty recipe or no size", ErrInvalid, o.MessageID)
+	case slices.ContainsFunc(o.Certificates, func(der []byte) bool { return len(der) == 0 }):
+		return nil, fmt.Errorf("%w: queue entry for message %s names an empty certificate", ErrInvalid, o.MessageID)
 	case len(id) < 3 || id[0] != '<' || id[len(id)-1] != '>' || len(id) > 998 || strings.ContainsAny(id, "\r\n"):
 		return nil, fmt.Errorf("%w: queue entry for message %s: the recipe's Message-ID %q is not one", ErrInvalid, o.MessageID, id)
 	}

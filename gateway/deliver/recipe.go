@@ -14,6 +14,7 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -30,8 +31,10 @@ import (
 	"cafgate/policy"
 )
 
-// recipeVersion is the version of the recipe's encoding this program writes and reads.
-const recipeVersion = 1
+// recipeVersion is the version of the recipe's encoding this program writes. Version 1 carried
+// each certificate's DER in the recipe; version 2 names it by SHA-256 (the store keeps the
+// certificates once each: mailbox.Outbound.Certificates). Both are read.
+const recipeVersion = 2
 
 // recipe is what a queued copy is built and sealed from. It holds no package content: section
 // names, addresses and public certificates only (and it is encrypted at rest all the same).
@@ -51,27 +54,32 @@ type recipe struct {
 }
 
 type recipeKey struct {
-	Cert         []byte `json:"cert"` // DER
+	CertSHA256   []byte `json:"cert_sha256,omitempty"` // version 2: the certificate's SHA-256
+	Cert         []byte `json:"cert,omitempty"`        // version 1: the certificate's DER
 	KeyTransport int    `json:"key_transport"`
 	BySKI        bool   `json:"by_ski,omitempty"`
 }
 
-// newRecipe records plan for the copy of w's package to the recipient whose directory address is to.
-func newRecipe(w mailbox.DeliveryWork, to, episode string, date time.Time, headerID string, plan smime.Plan) recipe {
+// newRecipe records plan for the copy of w's package to the recipient whose directory address is to,
+// and returns the certificates (DER) it names, to be stored with it.
+func newRecipe(w mailbox.DeliveryWork, to, episode string, date time.Time, headerID string, plan smime.Plan) (recipe, [][]byte) {
 	r := recipe{V: recipeVersion, MessageID: w.MessageID, Sender: w.Sender, Recipient: w.Recipient, To: to, Episode: episode,
 		Sections: w.Decision.Allowed, Date: date.UTC(), HeaderID: headerID, Cipher: int(plan.Encrypt.Cipher)}
+	var certs [][]byte
 	for _, k := range plan.Encrypt.Recipients {
-		r.Keys = append(r.Keys, recipeKey{Cert: k.Cert.Raw, KeyTransport: int(k.KeyTransport), BySKI: k.BySKI})
+		sum := sha256.Sum256(k.Cert.Raw)
+		r.Keys = append(r.Keys, recipeKey{CertSHA256: sum[:], KeyTransport: int(k.KeyTransport), BySKI: k.BySKI})
+		certs = append(certs, k.Cert.Raw)
 	}
-	return r
+	return r, certs
 }
 
-// encryptOptions turns the recipe's keys back into the encryption the plan chose, parsing each
-// certificate with parse.
-func (r *recipe) encryptOptions(parse func([]byte) (*x509.Certificate, error)) (*cms.EncryptOptions, error) {
+// encryptOptions turns the recipe's keys back into the encryption the plan chose, getting each
+// certificate with cert.
+func (r *recipe) encryptOptions(cert func(recipeKey) (*x509.Certificate, error)) (*cms.EncryptOptions, error) {
 	opts := &cms.EncryptOptions{Cipher: cms.Cipher(r.Cipher)}
 	for _, k := range r.Keys {
-		c, err := parse(k.Cert)
+		c, err := cert(k)
 		if err != nil {
 			return nil, fmt.Errorf("a certificate of the recipe: %w", err)
 		}
@@ -98,36 +106,58 @@ type Builder struct {
 	signed   *onceLRU[*smime.Signed] // signed entities by package and allowed sections
 
 	mu    sync.Mutex
-	certs map[string]*x509.Certificate // parsed recipe certificates by DER (the same recipients recur)
+	certs map[string]*x509.Certificate // parsed recipe certificates by SHA-256 (the same recipients recur)
 }
 
 // maxParsedCerts bounds Builder.certs; past it the map starts again.
 const maxParsedCerts = 4096
 
-// parseCert is x509.ParseCertificate remembered: every copy to a recipient names the same one.
-func (b *Builder) parseCert(der []byte) (*x509.Certificate, error) {
+// cert returns the parsed certificate k names, remembered by its SHA-256: every copy to a recipient
+// names the same one. A version-2 key's certificate is read from the store.
+func (b *Builder) cert(ctx context.Context, k recipeKey) (*x509.Certificate, error) {
+	sum := k.CertSHA256
+	if k.Cert != nil { // version 1
+		s := sha256.Sum256(k.Cert)
+		sum = s[:]
+	}
+	if len(sum) != sha256.Size {
+		return nil, errors.New("the recipe names a certificate by neither its DER nor its SHA-256")
+	}
 	b.mu.Lock()
-	c := b.certs[string(der)]
+	c := b.certs[string(sum)]
 	b.mu.Unlock()
 	if c != nil {
 		return c, nil
 	}
+	der := k.Cert
+	if der == nil {
+		var err error
+		if der, err = b.store.Certificate(ctx, sum); err != nil {
+			return nil, err
+		}
+	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", mailbox.ErrCorrupt, err)
 	}
 	b.mu.Lock()
 	if len(b.certs) >= maxParsedCerts {
 		clear(b.certs)
 	}
-	b.certs[string(der)] = c
+	b.certs[string(sum)] = c
 	b.mu.Unlock()
 	return c, nil
 }
 
-// PackageReader reads a stored package.
-type PackageReader interface {
+// contentReader reads a stored package.
+type contentReader interface {
 	MessageContent(ctx context.Context, id string) ([]byte, error)
+}
+
+// PackageReader reads a stored package, and a certificate a recipe names (mailbox.Store does both).
+type PackageReader interface {
+	contentReader
+	Certificate(ctx context.Context, sha256 []byte) ([]byte, error)
 }
 
 // NewBuilder returns a Builder reading packages from store and signing as signer (the gateway's
@@ -146,14 +176,19 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 		return nil, fmt.Errorf("%w: queue entry %s: the gateway has no signing identity to seal the copy with", mailbox.ErrCorrupt, c.ID)
 	}
 	var r recipe
-	if err := json.Unmarshal(c.Recipe, &r); err != nil || r.V != recipeVersion {
+	if err := json.Unmarshal(c.Recipe, &r); err != nil || (r.V != 1 && r.V != 2) {
 		return nil, fmt.Errorf("%w: queue entry %s: the recipe does not read (version %d): %v", mailbox.ErrCorrupt, c.ID, r.V, err)
 	}
 	if r.MessageID != c.MessageID || !strings.EqualFold(r.Recipient, c.Recipient) || r.HeaderID != c.HeaderMessageID {
 		return nil, fmt.Errorf("%w: queue entry %s: the recipe is for another entry", mailbox.ErrCorrupt, c.ID)
 	}
-	enc, err := r.encryptOptions(b.parseCert)
-	if err != nil {
+	enc, err := r.encryptOptions(func(k recipeKey) (*x509.Certificate, error) { return b.cert(ctx, k) })
+	switch {
+	case errors.Is(err, mailbox.ErrCorrupt):
+		return nil, fmt.Errorf("queue entry %s: %w", c.ID, err)
+	case errors.Is(err, mailbox.ErrUnavailable):
+		return nil, err // the store cannot be read now: try again later
+	case err != nil:
 		return nil, fmt.Errorf("%w: queue entry %s: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
 	signed, err := b.signedEntity(ctx, c.ID, &r)
@@ -256,7 +291,7 @@ func newPackageCache() *packageCache {
 }
 
 // get returns package id, parsed, as a shallow copy of its own (its manifest may be changed).
-func (c *packageCache) get(ctx context.Context, store PackageReader, id string) (*pkg.Package, error) {
+func (c *packageCache) get(ctx context.Context, store contentReader, id string) (*pkg.Package, error) {
 	pk, err := c.lru.get(id, func() (*pkg.Package, int, error) {
 		content, err := store.MessageContent(ctx, id)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/mail"
 	"strings"
@@ -105,6 +107,70 @@ type failingReader struct{}
 
 func (failingReader) MessageContent(context.Context, string) ([]byte, error) {
 	return nil, mailbox.ErrUnavailable
+}
+
+func (failingReader) Certificate(context.Context, []byte) ([]byte, error) {
+	return nil, mailbox.ErrUnavailable
+}
+
+// TestRecipesNameCertificatesByHash: a recipe names the certificates it encrypts to by SHA-256 (the
+// store keeps each once), not by their DER; a recipe of version 1, queued by an older gateway with
+// the DER inside, still builds; and one naming a certificate the store does not hold cannot be
+// mended by trying again.
+func TestRecipesNameCertificatesByHash(t *testing.T) {
+	ctx := context.Background()
+	r := newDrainRig(t, 1)
+	if n, ok := drain(New(r.opt)); !ok || n != 3 {
+		t.Fatalf("drained %d (settled %v)", n, ok)
+	}
+	cs, err := r.store.Claim(ctx, mailbox.ClaimOptions{Limit: 100, Now: time.Now().Add(time.Minute)})
+	if err != nil || len(cs) != 3 {
+		t.Fatalf("claimed %d, %v", len(cs), err)
+	}
+	b := NewBuilder(r.store, r.opt.Signer)
+	for _, c := range cs {
+		var rc recipe
+		if err := json.Unmarshal(c.Recipe, &rc); err != nil || rc.V != 2 || len(rc.Keys) == 0 {
+			t.Fatalf("%s: recipe %s: %v", c.ID, c.Recipe, err)
+		}
+		for i, k := range rc.Keys {
+			der, err := r.store.Certificate(ctx, k.CertSHA256)
+			if err != nil || k.Cert != nil || len(k.CertSHA256) != 32 {
+				t.Fatalf("%s: key %+v: stored certificate %d bytes, %v", c.ID, k, len(der), err)
+			}
+			if bytes.Contains(c.Recipe, []byte(base64.StdEncoding.EncodeToString(der[:48]))) {
+				t.Fatalf("%s: the recipe holds the certificate's DER", c.ID)
+			}
+			rc.Keys[i].Cert, rc.Keys[i].CertSHA256 = der, nil
+		}
+		// The same copy as version 1 builds, with a Builder that has not seen the certificate.
+		rc.V = 1
+		v1 := *c
+		if v1.Recipe, err = json.Marshal(rc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewBuilder(failingCertificates{r.store}, r.opt.Signer).Build(ctx, &v1); err != nil {
+			t.Fatalf("%s: a version-1 recipe: %v", c.ID, err)
+		}
+		if _, err := b.Build(ctx, c); err != nil {
+			t.Fatalf("%s: %v", c.ID, err)
+		}
+	}
+	var rc recipe
+	json.Unmarshal(cs[0].Recipe, &rc)
+	rc.Keys[0].CertSHA256 = bytes.Repeat([]byte{7}, 32)
+	unknown := *cs[0]
+	unknown.Recipe, _ = json.Marshal(rc)
+	if _, err := NewBuilder(r.store, r.opt.Signer).Build(ctx, &unknown); !errors.Is(err, mailbox.ErrCorrupt) {
+		t.Errorf("a recipe naming a certificate the store does not hold: %v, want ErrCorrupt", err)
+	}
+}
+
+// failingCertificates reads packages but no certificate.
+type failingCertificates struct{ *mailbox.Store }
+
+func (failingCertificates) Certificate(context.Context, []byte) ([]byte, error) {
+	return nil, errors.New("a version-1 recipe needs no stored certificate")
 }
 
 // TestPackageCacheBounds: the Builder's cache keeps at most its count of packages, least recently

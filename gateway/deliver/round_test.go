@@ -21,6 +21,10 @@ func (c *readCounter) MessageContent(ctx context.Context, id string) ([]byte, er
 	return c.Store.MessageContent(ctx, id)
 }
 
+func (c *readCounter) Certificate(ctx context.Context, sum []byte) ([]byte, error) {
+	return c.Store.(PackageReader).Certificate(ctx, sum)
+}
+
 // validationCounter is acceptAll with its validations counted.
 type validationCounter struct{ n atomic.Int64 }
 

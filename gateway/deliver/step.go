@@ -89,13 +89,14 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 	header := copyHeader(w.Sender, entry.Mail, pk.Manifest.Episode, now, headerID)
 	if !p.opt.Hosted(w.Recipient) {
 		// Sealed by the relay when it sends it (recipe.go); the event above is the plan it seals by.
-		rb, err := json.Marshal(newRecipe(w, entry.Mail, pk.Manifest.Episode, now, headerID, plan))
+		rcp, certs := newRecipe(w, entry.Mail, pk.Manifest.Episode, now, headerID, plan)
+		rb, err := json.Marshal(rcp)
 		if err != nil {
 			return step, fmt.Errorf("recording the copy's recipe: %w", err)
 		}
 		step.State = mailbox.StateQueued
 		step.Outbound = []*mailbox.Outbound{{MessageID: w.MessageID, From: w.Sender, Recipient: w.Recipient,
-			Recipe: rb, HeaderMessageID: headerID, Size: len(header) + size}}
+			Recipe: rb, HeaderMessageID: headerID, Size: len(header) + size, Certificates: certs}}
 		return step, nil
 	}
 	body, err := copyBody(pk, w.Decision.Allowed)
