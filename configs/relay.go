@@ -36,7 +36,7 @@ type RelayRoute struct {
 	Username       string   `toml:"username" default:"" doc:"SMTP AUTH PLAIN user name for the smart host; empty sends no AUTH."`
 	PasswordFile   string   `toml:"password_file" default:"" doc:"File holding the smart host password (one line); must not be readable by group or others."`
 	MaxConnections int      `toml:"max_connections" default:"0" doc:"Most connections at once for this route's domains; 0 takes relay.max_connections_per_destination."`
-	Chunking       string   `toml:"chunking" default:"auto" doc:"auto: send each message as one BDAT chunk (RFC 3030 CHUNKING) when the server offers it, with DATA otherwise; off: always DATA, for a server whose CHUNKING is broken."`
+	Chunking       string   `toml:"chunking" default:"auto" doc:"auto: when the server offers CHUNKING (RFC 3030) send each message as one BDAT chunk, and with PIPELINING several transactions in one pipelined group; otherwise DATA. off: always DATA, one message at a time, for a server whose CHUNKING is broken."`
 }
 
 // resolveRelay fills the routes' defaults (array tables get none from the struct tags) and makes their

@@ -96,9 +96,10 @@ func TestRelayThroughPostfix(t *testing.T) {
 	}
 	dsnFile := pf.waitMaildirFiles(t, "alice", 1)[0]
 	checkDSNWithPython(t, dsnFile)
-	// Postfix offers CHUNKING, so the copies went as BDAT chunks, pipelined with MAIL and RCPT (the
-	// refused RCPT's chunk included): its smtpd counts the commands of each session when it ends.
-	pf.waitLog(t, regexp.MustCompile(`disconnect from .* bdat=[1-9]`))
+	// Postfix offers PIPELINING and CHUNKING, so the three copies went in one session as one pipelined
+	// group of transactions (MAIL, RCPT, BDAT LAST, and RSET between them), the refused RCPTs' chunks
+	// included: its smtpd counts the commands of each session when it ends.
+	pf.waitLog(t, regexp.MustCompile(`disconnect from .* mail=3 rcpt=1/3 bdat=1/3 rset=[1-9]`))
 
 	// The 4xx goes away; the retry after the backoff delivers.
 	pf.setAccess(t, "")

@@ -256,3 +256,102 @@ func TestOnlyCanonicalContentGoesByBDAT(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsOfTransactions: entries for one destination go as pipelined groups of whole transactions
+// (MAIL, RCPT, BDAT LAST, then RSET before the next), and each still gets its own outcome: a 550 to
+// RCPT and a 554 to the content fail only their own entries, the others in the group are delivered
+// once each, and the session goes on. With grouping off the outcomes are the same.
+func TestGroupsOfTransactions(t *testing.T) {
+	for _, grouping := range []bool{true, false} {
+		t.Run(fmt.Sprintf("grouping=%v", grouping), func(t *testing.T) {
+			r := newRig(t)
+			r.opt.MaxConnections, r.opt.noGrouping = 1, !grouping
+			var groups []int
+			r.opt.onGroup = func(n int) { groups = append(groups, n) }
+			m := startMTA(t, mtaOpts{tls: r.serverTLS(),
+				answer: func(rcpt string, _ int) *smtp.SMTPError {
+					if rcpt == "gone@council.test" {
+						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+					}
+					return nil
+				},
+				dataAns: func(rcpt string, _ []byte) *smtp.SMTPError {
+					if rcpt == "bad@council.test" {
+						return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
+					}
+					return nil
+				}})
+			r.mx(m)
+			rcpts := []string{"a@council.test", "gone@council.test", "b@council.test", "bad@council.test", "c@council.test"}
+			ids := map[string]string{}
+			for _, rc := range rcpts {
+				ids[rc] = r.enqueue(t, rc)
+			}
+			r.flush(t, r.relay(t))
+			for rc, id := range ids {
+				e := r.entry(t, id)
+				switch rc {
+				case "gone@council.test":
+					if e.State != mailbox.QueueFailed || e.LastAnswer != "550 5.1.1 no such user" {
+						t.Errorf("%s: %s %q", rc, e.State, e.LastAnswer)
+					}
+				case "bad@council.test":
+					if e.State != mailbox.QueueFailed || e.LastAnswer != "554 5.7.1 content refused" {
+						t.Errorf("%s: %s %q", rc, e.State, e.LastAnswer)
+					}
+				default:
+					if e.State != mailbox.QueueDelivered || !strings.HasPrefix(e.LastAnswer, "250 ") {
+						t.Errorf("%s: %s %q", rc, e.State, e.LastAnswer)
+					}
+				}
+			}
+			got := map[string]int{}
+			for _, g := range m.messages() {
+				if bytes.Equal(g.data, pkg(g.rcpt)) {
+					got[g.rcpt]++
+				}
+			}
+			for _, rc := range []string{"a@council.test", "b@council.test", "c@council.test"} {
+				if got[rc] != 1 {
+					t.Errorf("%s got %d intact copies, want 1", rc, got[rc])
+				}
+			}
+			if grouping && (len(groups) == 0 || groups[0] != len(rcpts)) {
+				t.Errorf("groups sent: %v, want the 5 entries in one", groups)
+			}
+			if !grouping && len(groups) != 0 {
+				t.Errorf("groups sent with grouping off: %v", groups)
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if len(m.conns) != 2 { // council.test's entries, and the DSNs to the sender's agency.test
+				t.Errorf("%d connections, want 2 (one per domain): a refusal broke the session", len(m.conns))
+			}
+		})
+	}
+}
+
+// TestGroupCutShort: when the connection breaks in the middle of a group, the entries answered
+// before it keep their outcomes and the rest are tried again later.
+func TestGroupCutShort(t *testing.T) {
+	r := newRig(t)
+	r.opt.MaxConnections = 1
+	var m *mta
+	m = startMTA(t, mtaOpts{tls: r.serverTLS(), answer: func(rcpt string, try int) *smtp.SMTPError {
+		if rcpt == "cut@council.test" && try == 1 {
+			m.closeConns()
+		}
+		return nil
+	}})
+	r.mx(m)
+	first, cut, last := r.enqueue(t, "a@council.test"), r.enqueue(t, "cut@council.test"), r.enqueue(t, "b@council.test")
+	r.flush(t, r.relay(t))
+	if e := r.entry(t, first); e.State != mailbox.QueueDelivered {
+		t.Errorf("the entry answered before the break: %s %q", e.State, e.LastAnswer)
+	}
+	for _, id := range []string{cut, last} {
+		if e := r.entry(t, id); e.State != mailbox.QueueQueued || !strings.Contains(e.LastAnswer, "broke") {
+			t.Errorf("an entry the break left unanswered: %s %q", e.State, e.LastAnswer)
+		}
+	}
+}

@@ -97,6 +97,16 @@ type mta struct {
 	dataAns  func(rcpt string, data []byte) *smtp.SMTPError // the answer at the end of the data; nil accepts
 	password string                                         // when set, AUTH PLAIN with user "relay" is offered and required
 	conns    map[string]bool                                // client addresses of the connections accepted
+	open     []*smtp.Conn                                   // every connection accepted, for closeConns
+}
+
+// closeConns cuts every connection the MTA has accepted, as a crash or a network fault would.
+func (m *mta) closeConns() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.open {
+		c.Conn().Close()
+	}
 }
 
 type mtaOpts struct {
@@ -113,6 +123,7 @@ func startMTA(t testing.TB, o mtaOpts) *mta {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		m.mu.Lock()
 		m.conns[c.Conn().RemoteAddr().String()] = true // go-smtp starts a new session after STARTTLS
+		m.open = append(m.open, c)
 		m.mu.Unlock()
 		return &mtaSession{m: m, c: c}, nil
 	}))

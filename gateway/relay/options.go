@@ -86,8 +86,10 @@ type Options struct {
 	// any other defers it. nil: such entries fail as corrupt.
 	Build func(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 
-	noPipelining bool // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
-	noChunking   bool // tests: send DATA even to a server offering CHUNKING
+	noPipelining bool      // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
+	noChunking   bool      // tests: send DATA even to a server offering CHUNKING
+	noGrouping   bool      // tests: one transaction per write even when they could share a pipelined group
+	onGroup      func(int) // tests: told the size of each pipelined group sent
 }
 
 const defaultLifetime = 5 * 24 * time.Hour

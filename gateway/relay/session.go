@@ -194,13 +194,9 @@ func (r *Relay) auth(s *session, rt *Route) *failure {
 
 // send transfers one entry: MAIL FROM, RCPT TO, DATA. It returns the server's final answer or why not.
 func (s *session) send(c *mailbox.Claimed) (string, *failure) {
-	if s.maxSize > 0 && len(c.Content) > s.maxSize {
-		return "", permf(mailbox.CauseRejected, s.host, "5.3.4",
-			fmt.Sprintf("the message (%d bytes) is larger than %s accepts (%d bytes)", len(c.Content), s.host, s.maxSize))
-	}
-	opts := &smtp.MailOptions{Size: int64(len(c.Content)), UTF8: !isASCII(c.From + c.Recipient)}
-	if ok, _ := s.c.Extension("SMTPUTF8"); opts.UTF8 && !ok {
-		return "", permf(mailbox.CauseRejected, s.host, "5.6.7", s.host+" does not accept internationalised addresses (no SMTPUTF8)")
+	opts, f := s.mailOptions(c)
+	if f != nil {
+		return "", f
 	}
 	var answer, step string
 	var err error
@@ -225,6 +221,20 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 		return "", s.fail(step, err)
 	}
 	return "250 " + strings.Join(strings.Fields(answer), " "), nil
+}
+
+// mailOptions checks that the server can take c (its size, internationalised addresses) and returns
+// the MAIL FROM parameters for it.
+func (s *session) mailOptions(c *mailbox.Claimed) (*smtp.MailOptions, *failure) {
+	if s.maxSize > 0 && len(c.Content) > s.maxSize {
+		return nil, permf(mailbox.CauseRejected, s.host, "5.3.4",
+			fmt.Sprintf("the message (%d bytes) is larger than %s accepts (%d bytes)", len(c.Content), s.host, s.maxSize))
+	}
+	opts := &smtp.MailOptions{Size: int64(len(c.Content)), UTF8: !isASCII(c.From + c.Recipient)}
+	if ok, _ := s.c.Extension("SMTPUTF8"); opts.UTF8 && !ok {
+		return nil, permf(mailbox.CauseRejected, s.host, "5.6.7", s.host+" does not accept internationalised addresses (no SMTPUTF8)")
+	}
+	return opts, nil
 }
 
 // The DATA phase is sent through a textproto.Conn of the relay's own on the session's connection
@@ -281,7 +291,11 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 		return "", "MAIL FROM", err
 	}
 	if bdat {
-		return s.pipelinedAnswers(tp)
+		answer, step, err := s.pipelinedAnswers(tp)
+		if tp.R.Buffered() > 0 {
+			s.broken = true // the server said more than its answers: the session is no longer in step
+		}
+		return answer, step, err
 	}
 	var refusedAt string
 	var refusal error
@@ -320,7 +334,8 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 }
 
 // pipelinedAnswers reads the answers to a pipelined MAIL, RCPT and BDAT LAST. The first refusal is
-// the one reported; otherwise the answer to BDAT is the server's answer to the content.
+// the one reported; otherwise the answer to BDAT is the server's answer to the content. An error that
+// is not a *smtp.SMTPError is the connection's.
 func (s *session) pipelinedAnswers(tp *textproto.Conn) (answer, step string, err error) {
 	var refusedAt string
 	var refusal error
@@ -339,13 +354,81 @@ func (s *session) pipelinedAnswers(tp *textproto.Conn) (answer, step string, err
 			answer = msg
 		}
 	}
-	if tp.R.Buffered() > 0 {
-		s.broken = true // the server said more than its answers: the session is no longer in step
-	}
 	if refusal != nil {
 		return "", refusedAt, refusal
 	}
 	return answer, "", nil
+}
+
+// groupable reports whether c can go in a pipelined group of transactions (sendGroup): the server
+// offers PIPELINING and CHUNKING, and c's content goes as it is.
+func (s *session) groupable(c *mailbox.Claimed) bool {
+	return s.pipelining && s.chunking && canonical(c.Content) && !strings.ContainsAny(c.From+c.Recipient, "\r\n")
+}
+
+// The most one group of transactions holds (at least one entry, however large).
+const (
+	groupMax      = 16
+	groupMaxBytes = 1 << 20
+)
+
+// sendGroup sends several entries in one pipelined group of transactions, each groupable with its
+// MAIL FROM parameters in opts: one write for all of them, then their answers in order. RFC 2920
+// lets a client pipeline whole transactions (only EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP must
+// end a group; BDAT is not among them, RFC 3030 section 4.2); an RSET before each transaction after
+// the first closes one that a refusal left open. Each entry gets its own answer or failure; when the
+// connection breaks, every entry not yet answered gets that failure (it may have been delivered:
+// the documented duplicate, under the same Message-ID, when it is sent again).
+func (s *session) sendGroup(cs []*mailbox.Claimed, opts []*smtp.MailOptions) (answers []string, fails []*failure) {
+	answers, fails = make([]string, len(cs)), make([]*failure, len(cs))
+	tp := s.dataConn()
+	defer s.conn.SetDeadline(time.Time{})
+	s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
+	for i, c := range cs {
+		if i > 0 {
+			tp.W.WriteString("RSET\r\n")
+		}
+		fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nBDAT %d LAST\r\n", s.mailCommand(c.From, opts[i]), c.Recipient, len(c.Content))
+		tp.W.Write(c.Content)
+	}
+	if err := tp.W.Flush(); err != nil {
+		// The server may have answered some before the connection broke: read what it said.
+		s.broken = true
+		s.conn.SetDeadline(time.Now().Add(time.Second))
+	}
+	brokeAt := func(i int, step string, err error) ([]string, []*failure) {
+		s.broken = true
+		for j := i; j < len(cs); j++ {
+			fails[j] = smtpFailure(s.host, step, err)
+		}
+		return answers, fails
+	}
+	for i := range cs {
+		if i > 0 {
+			if _, _, err := tp.ReadResponse(250); err != nil {
+				if _, answered := err.(*textproto.Error); answered {
+					err = fmt.Errorf("the server refused RSET between transactions: %v", err)
+				}
+				return brokeAt(i, "RSET", err)
+			}
+		}
+		answer, step, err := s.pipelinedAnswers(tp)
+		if _, refused := err.(*smtp.SMTPError); err != nil && !refused {
+			return brokeAt(i, step, err)
+		}
+		if err != nil {
+			fails[i] = smtpFailure(s.host, step, err)
+			continue
+		}
+		answers[i] = "250 " + strings.Join(strings.Fields(answer), " ")
+	}
+	if tp.R.Buffered() > 0 {
+		s.broken = true // the server said more than its answers: the session is no longer in step
+	}
+	if fails[len(cs)-1] != nil && !s.broken && s.c.Reset() != nil { // the last refusal's transaction
+		s.broken = true
+	}
+	return answers, fails
 }
 
 // chunk sends content as one BDAT LAST chunk (MAIL and RCPT already answered) and returns the

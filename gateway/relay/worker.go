@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"cafgate/mailbox"
 )
 
@@ -64,9 +66,28 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 	if s != nil {
 		g.set(s.raw)
 	}
+	// Entries that can share one pipelined group of transactions wait in group until it is full or
+	// the next entry cannot join it (sendGroup).
+	var group []*mailbox.Claimed
+	var groupOpts []*smtp.MailOptions
+	groupBytes := 0
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		if r.opt.onGroup != nil {
+			r.opt.onGroup(len(group))
+		}
+		answers, fails := s.sendGroup(group, groupOpts)
+		for i, c := range group {
+			rec.add(r.result(c, s, answers[i], fails[i]))
+		}
+		group, groupOpts, groupBytes = group[:0], groupOpts[:0], 0
+	}
 	for i, c := range batch {
 		rec.flushIfDue()
 		if g.fired() || ctx.Err() != nil || time.Since(claimed)+r.opt.attemptBudget() >= r.opt.Lease-leaseMargin(r.opt.Lease) {
+			flush()
 			r.unclaim(rec.ctx, batch[i:])
 			return down
 		}
@@ -94,9 +115,31 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 			}
 			g.set(s.raw)
 		}
-		answer, f := s.send(c)
-		rec.add(r.result(c, s, answer, f))
+		if !s.groupable(c) || r.opt.noGrouping {
+			flush()
+			if s.broken { // the group broke the connection: this entry waits for the next batch
+				r.unclaim(rec.ctx, batch[i:])
+				return down
+			}
+			answer, f := s.send(c)
+			rec.add(r.result(c, s, answer, f))
+			continue
+		}
+		opts, f := s.mailOptions(c)
+		if f != nil {
+			rec.add(r.result(c, s, "", f))
+			continue
+		}
+		if len(group) > 0 && (len(group) == groupMax || groupBytes+len(c.Content) > groupMaxBytes) {
+			flush()
+			if s.broken {
+				r.unclaim(rec.ctx, batch[i:])
+				return down
+			}
+		}
+		group, groupOpts, groupBytes = append(group, c), append(groupOpts, opts), groupBytes+len(c.Content)
 	}
+	flush()
 	return down
 }
 
