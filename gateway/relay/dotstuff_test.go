@@ -2,8 +2,8 @@ package relay
 
 import (
 	"bufio"
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/textproto"
