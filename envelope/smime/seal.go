@@ -112,8 +112,30 @@ func (s *Signed) Size() int { return len(s.entity) }
 // lines of 76 octets and CRLF. For sizing the buffer a copy is sealed into: a buffer that has to
 // grow doubles, and for a 1 MiB package that is a 4 MB buffer cleared and a 2 MB copy per copy.
 func SealedSizeBound(n int) int {
-	der := n + 16<<10
-	b64 := (der + 2) / 3 * 4
+	return base64LinesSize(n + 16<<10)
+}
+
+// SealedSizeBoundFor is SealedSizeBound for encryption with opts: room for opts' recipients' keys
+// (each key's RecipientInfo: its certificate's issuer and serial or key identifier, the encrypted or
+// wrapped key, the algorithm) instead of a dozen of any size. For a 4 KiB copy to one or two
+// recipients that is about 8 KB less than SealedSizeBound.
+func SealedSizeBoundFor(n int, opts cms.EncryptOptions) int {
+	der := n + 1<<10 // ContentInfo, the algorithm and its nonce or IV, the tag, CBC's padding
+	for _, r := range opts.Recipients {
+		der += 512 // the RecipientInfo's own fields, algorithm and parameters, an ephemeral EC key
+		if c := r.Cert; c != nil {
+			der += len(c.RawIssuer) + len(c.SubjectKeyId) + len(c.RawSubjectPublicKeyInfo)
+			if c.SerialNumber != nil {
+				der += len(c.SerialNumber.Bytes()) + 1
+			}
+		}
+	}
+	return base64LinesSize(der)
+}
+
+// base64LinesSize is the size of n octets in base64, in lines of 76 octets and CRLF.
+func base64LinesSize(n int) int {
+	b64 := (n + 2) / 3 * 4
 	return b64 + (b64/76+1)*2
 }
 

@@ -352,7 +352,8 @@ func TestSignOnceSealToEach(t *testing.T) {
 }
 
 // TestSealedSizeBound: the sealed form (outer header aside) of entities from a few octets to a
-// megabyte, encrypted to one and to two recipients, fits SealedSizeBound, and not by much.
+// megabyte, encrypted to one and to two recipients (RSA, and EC with RSA by key identifier), fits SealedSizeBound and SealedSizeBoundFor those
+// recipients, and not by much.
 func TestSealedSizeBound(t *testing.T) {
 	f := getFixture(t)
 	header := "From: Alice <alice@agency.test>\r\nTo: r1@a.test\r\nSubject: CAF episode E-1\r\nMIME-Version: 1.0\r\n"
@@ -361,12 +362,16 @@ func TestSealedSizeBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, rcpts := range [][]cms.Recipient{{{Cert: f.recips[0].Cert}}, {{Cert: f.recips[0].Cert}, {Cert: f.recips[1].Cert}}} {
+		for _, rcpts := range [][]cms.Recipient{{{Cert: f.recips[0].Cert}}, {{Cert: f.recips[0].Cert}, {Cert: f.recips[1].Cert}},
+			{{Cert: f.ecRecip.Cert}, {Cert: f.recips[2].Cert, BySKI: true}}} {
 			var out bytes.Buffer
 			if err := SealSigned(&out, []byte(header), s, cms.EncryptOptions{Recipients: rcpts}); err != nil {
 				t.Fatal(err)
 			}
 			body := out.Len() - len(header) - 200 // the outer header: header, MIME-Version and Content-* lines
+			if tight := SealedSizeBoundFor(s.Size(), cms.EncryptOptions{Recipients: rcpts}); body > tight || tight-body > 4<<10 {
+				t.Errorf("entity %d octets, %d recipients: sealed about %d, bound for them %d", s.Size(), len(rcpts), body, tight)
+			}
 			bound := SealedSizeBound(s.Size())
 			t.Logf("entity %d, %d recipients: sealed %d, bound %d (the estimate before it: %d)", s.Size(), len(rcpts), body, bound, s.Size()*4/3+s.Size()/38+8<<10)
 			if body > bound || bound-body > 24<<10 {

@@ -205,7 +205,7 @@ func (b *Builder) Build(ctx context.Context, c *mailbox.Claimed) ([]byte, error)
 	}
 	header := copyHeader(r.Sender, r.To, episode, r.Date, r.HeaderID)
 	var sealed bytes.Buffer
-	sealed.Grow(len(header) + 1<<10 + smime.SealedSizeBound(signed.Size()))
+	sealed.Grow(len(header) + 1<<10 + smime.SealedSizeBoundFor(signed.Size(), *enc))
 	if err := smime.SealSigned(&sealed, []byte(header), signed, *enc); err != nil {
 		return nil, fmt.Errorf("%w: queue entry %s: sealing: %v", mailbox.ErrCorrupt, c.ID, err)
 	}
