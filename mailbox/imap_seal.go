@@ -29,6 +29,7 @@ func hostedAAD(id, part string) []byte { return []byte(hostedAADPrefix + id + "\
 // sealHosted encrypts plain as part of stored copy id with a fresh random nonce.
 func (s *sealer) sealHosted(id, part string, plain []byte) (nonce, sealed []byte, err error) {
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,6 +46,7 @@ func (s *sealer) openHosted(id, part string, nonce, sealed []byte) ([]byte, erro
 		return nil, fmt.Errorf("%w: stored copy %s was purged", ErrNotFound, id)
 	}
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, err
 	}

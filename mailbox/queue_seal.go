@@ -40,6 +40,7 @@ func queueAAD(id, form string) []byte {
 // sealQueue encrypts plain, of form, for queue entry id with a fresh random nonce.
 func (s *sealer) sealQueue(id, form string, plain []byte) (nonce, sealed []byte, err error) {
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -53,6 +54,7 @@ func (s *sealer) sealQueue(id, form string, plain []byte) (nonce, sealed []byte,
 // openQueue decrypts queue entry id's content of form; tampering gives ErrCorrupt.
 func (s *sealer) openQueue(id, form string, nonce, sealed []byte) ([]byte, error) {
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, err
 	}

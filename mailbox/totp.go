@@ -52,6 +52,7 @@ func totpAAD(mail string, generation int64, pending bool) []byte {
 
 func (s *sealer) sealWith(aad, plain []byte) (nonce, sealed []byte, err error) {
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,6 +65,7 @@ func (s *sealer) sealWith(aad, plain []byte) (nonce, sealed []byte, err error) {
 
 func (s *sealer) openWith(aad, nonce, sealed []byte) ([]byte, error) {
 	g, err := s.aead()
+	defer s.release(g)
 	if err != nil {
 		return nil, err
 	}
