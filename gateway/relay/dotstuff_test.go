@@ -132,22 +132,7 @@ func TestPipelinedAndOneByOne(t *testing.T) {
 		t.Run(fmt.Sprintf("oneByOne=%v/bdat=%v", one, bdat), func(t *testing.T) {
 			r := newRig(t)
 			r.opt.noPipelining, r.opt.noChunking, r.opt.MaxConnections = one, !bdat, 1
-			m := startMTA(t, mtaOpts{tls: r.serverTLS(),
-				answer: func(rcpt string, _ int) *smtp.SMTPError {
-					switch rcpt {
-					case "gone@council.test":
-						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-					case "later@council.test":
-						return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
-					}
-					return nil
-				},
-				dataAns: func(rcpt string, _ []byte) *smtp.SMTPError {
-					if rcpt == "bad@council.test" {
-						return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
-					}
-					return nil
-				}})
+			m := refusingMTA(t, r)
 			r.mx(m)
 			gone, later := r.enqueue(t, "gone@council.test"), r.enqueue(t, "later@council.test")
 			bad, good := r.enqueue(t, "bad@council.test"), r.enqueue(t, "bob@council.test")
@@ -182,6 +167,27 @@ func TestPipelinedAndOneByOne(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusingMTA is an MTA that answers RCPT TO:<gone@council.test> 550, RCPT TO:<later@council.test>
+// 451, and the content for bad@council.test 554; everything else it takes.
+func refusingMTA(t *testing.T, r *rig) *mta {
+	return startMTA(t, mtaOpts{tls: r.serverTLS(),
+		answer: func(rcpt string, _ int) *smtp.SMTPError {
+			switch rcpt {
+			case "gone@council.test":
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+			case "later@council.test":
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+			}
+			return nil
+		},
+		dataAns: func(rcpt string, _ []byte) *smtp.SMTPError {
+			if rcpt == "bad@council.test" {
+				return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
+			}
+			return nil
+		}})
 }
 
 // writeDotStuffedByLine is the line-at-a-time writer writeDotStuffed replaced, kept as its reference.
@@ -268,19 +274,7 @@ func TestGroupsOfTransactions(t *testing.T) {
 			r.opt.MaxConnections, r.opt.noGrouping = 1, !grouping
 			var groups []int
 			r.opt.onGroup = func(n int) { groups = append(groups, n) }
-			m := startMTA(t, mtaOpts{tls: r.serverTLS(),
-				answer: func(rcpt string, _ int) *smtp.SMTPError {
-					if rcpt == "gone@council.test" {
-						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-					}
-					return nil
-				},
-				dataAns: func(rcpt string, _ []byte) *smtp.SMTPError {
-					if rcpt == "bad@council.test" {
-						return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}
-					}
-					return nil
-				}})
+			m := refusingMTA(t, r)
 			r.mx(m)
 			rcpts := []string{"a@council.test", "gone@council.test", "b@council.test", "bad@council.test", "c@council.test"}
 			ids := map[string]string{}

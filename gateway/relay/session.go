@@ -297,34 +297,24 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 		}
 		return answer, step, err
 	}
-	var refusedAt string
-	var refusal error
-	for _, c := range []struct {
-		step string
-		code int
-	}{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"DATA", 354}} {
-		_, _, err := tp.ReadResponse(c.code)
-		if _, answered := err.(*textproto.Error); err != nil && !answered {
-			return "", c.step, err // the connection broke
-		}
-		switch {
-		case err != nil && refusal == nil:
-			refusedAt, refusal = c.step, protoErr(err)
-		case err == nil && c.step == "DATA" && refusal != nil:
+	_, dataOK, refusedAt, refusal, err := readAnswers(tp, dataSteps)
+	if err != nil {
+		return "", refusedAt, err // the connection broke
+	}
+	if refusal != nil {
+		if dataOK { // the server took DATA all the same: an empty message, ended at once
 			if _, err := tp.W.WriteString(".\r\n"); err != nil {
-				return "", c.step, err
+				return "", "DATA", err
 			}
 			if err := tp.W.Flush(); err != nil {
-				return "", c.step, err
+				return "", "DATA", err
 			}
 			if _, _, err := tp.ReadResponse(0); err != nil {
 				if _, answered := err.(*textproto.Error); !answered {
-					return "", c.step, err
+					return "", "DATA", err
 				}
 			}
 		}
-	}
-	if refusal != nil {
 		if tp.R.Buffered() > 0 {
 			s.broken = true // the server said more than its answers: the session is no longer in step
 		}
@@ -333,29 +323,46 @@ func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content [
 	return s.body(tp, content)
 }
 
+// The answers a pipelined transaction expects, one per command, and the step each is reported as.
+type answerStep struct {
+	step string
+	code int // what textproto.ReadResponse expects: 25 is any 25x
+}
+
+var (
+	dataSteps = []answerStep{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"DATA", 354}}
+	bdatSteps = []answerStep{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"the end of the data", 25}}
+)
+
+// readAnswers reads one answer for each of steps. The first refusal is the one reported (refusedAt,
+// refusal: a *smtp.SMTPError); last is the last step's answer and lastOK whether it was accepted. An
+// err is the connection's, and refusedAt then the step it broke at.
+func readAnswers(tp *textproto.Conn, steps []answerStep) (last string, lastOK bool, refusedAt string, refusal, err error) {
+	for i, c := range steps {
+		_, msg, err := tp.ReadResponse(c.code)
+		if _, answered := err.(*textproto.Error); err != nil && !answered {
+			return "", false, c.step, nil, err
+		}
+		if err != nil && refusal == nil {
+			refusedAt, refusal = c.step, protoErr(err)
+		}
+		if i == len(steps)-1 {
+			last, lastOK = msg, err == nil
+		}
+	}
+	return last, lastOK, refusedAt, refusal, nil
+}
+
 // pipelinedAnswers reads the answers to a pipelined MAIL, RCPT and BDAT LAST. The first refusal is
 // the one reported; otherwise the answer to BDAT is the server's answer to the content. An error that
 // is not a *smtp.SMTPError is the connection's.
 func (s *session) pipelinedAnswers(tp *textproto.Conn) (answer, step string, err error) {
-	var refusedAt string
-	var refusal error
-	for _, c := range []struct {
-		step string
-		code int
-	}{{"MAIL FROM", 25}, {"RCPT TO", 25}, {"the end of the data", 25}} {
-		_, msg, err := tp.ReadResponse(c.code)
-		if _, answered := err.(*textproto.Error); err != nil && !answered {
-			return "", c.step, err // the connection broke
-		}
-		switch {
-		case err != nil && refusal == nil:
-			refusedAt, refusal = c.step, protoErr(err)
-		case err == nil && c.step == "the end of the data":
-			answer = msg
-		}
-	}
-	if refusal != nil {
-		return "", refusedAt, refusal
+	answer, _, step, refusal, err := readAnswers(tp, bdatSteps)
+	switch {
+	case err != nil:
+		return "", step, err
+	case refusal != nil:
+		return "", step, refusal
 	}
 	return answer, "", nil
 }
@@ -439,17 +446,7 @@ func (s *session) chunk(content []byte) (answer, step string, err error) {
 	s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
 	fmt.Fprintf(tp.W, "BDAT %d LAST\r\n", len(content))
 	tp.W.Write(content)
-	if err := tp.W.Flush(); err != nil {
-		return "", "the message data", err
-	}
-	_, msg, err := tp.ReadResponse(250)
-	if err != nil {
-		return "", "the end of the data", protoErr(err)
-	}
-	if tp.R.Buffered() > 0 {
-		s.broken = true
-	}
-	return msg, "", nil
+	return s.endOfData(tp)
 }
 
 // canonical reports whether content can go in a BDAT chunk as it is: not empty, every line break a
@@ -480,6 +477,11 @@ func (s *session) body(tp *textproto.Conn, content []byte) (answer, step string,
 	if err := writeDotStuffed(tp.W, content); err != nil {
 		return "", "the message data", err
 	}
+	return s.endOfData(tp)
+}
+
+// endOfData sends what is written of the content and returns the server's answer to it.
+func (s *session) endOfData(tp *textproto.Conn) (answer, step string, err error) {
 	if err := tp.W.Flush(); err != nil {
 		return "", "the message data", err
 	}
