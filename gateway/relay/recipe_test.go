@@ -107,3 +107,33 @@ func to(m *mta, rcpt string) []received {
 	}
 	return out
 }
+
+// TestStoppingGivesBackTheWaitingGroup: when the gateway starts stopping while copies wait in a group
+// not yet sent, they are given back unattempted with the rest of the batch (queued again, no attempt
+// counted, nothing on the wire), not sent on a connection that may be closing.
+func TestStoppingGivesBackTheWaitingGroup(t *testing.T) {
+	r := newRig(t)
+	r.opt.MaxConnections = 1
+	m := startMTA(t, mtaOpts{tls: r.serverTLS()})
+	r.mx(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var builds atomic.Int32
+	r.opt.Build = func(_ context.Context, c *mailbox.Claimed) ([]byte, error) {
+		if builds.Add(1) == 2 {
+			cancel() // shutdown begins while the second copy is built
+		}
+		return pkg(c.Recipient), nil
+	}
+	ids := []string{r.enqueueRecipe(t, "a@council.test"), r.enqueueRecipe(t, "b@council.test"), r.enqueueRecipe(t, "c@council.test")}
+	rl := r.relay(t)
+	rl.Flush(ctx)
+	if n := len(m.messages()); n != 0 {
+		t.Fatalf("the MTA got %d messages after shutdown began before the group was sent", n)
+	}
+	for _, id := range ids {
+		if e := r.entry(t, id); e.State != mailbox.QueueQueued || e.Attempts != 0 {
+			t.Errorf("%s: %s after %d attempts, want queued and unattempted", id, e.State, e.Attempts)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -87,8 +88,9 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 	for i, c := range batch {
 		rec.flushIfDue()
 		if g.fired() || ctx.Err() != nil || time.Since(claimed)+r.opt.attemptBudget() >= r.opt.Lease-leaseMargin(r.opt.Lease) {
-			flush()
-			r.unclaim(rec.ctx, batch[i:])
+			// No attempt now: the lease could lapse during it, or the gateway is stopping. The
+			// group waiting to be sent is given back unattempted with the rest.
+			r.unclaim(rec.ctx, append(slices.Clip(group), batch[i:]...))
 			return down
 		}
 		switch {
