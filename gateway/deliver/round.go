@@ -18,6 +18,7 @@ import (
 
 	"cafgate/directory"
 	"cafgate/envelope/pkg"
+	"cafgate/envelope/smime"
 	"cafgate/mailbox"
 )
 
@@ -29,6 +30,13 @@ type roundCache struct {
 	mu     sync.Mutex
 	m      map[string]*parsedEntry
 	certs  map[string]*certEntry
+	plans  map[string]*planEntry
+}
+
+type planEntry struct {
+	mu   sync.Mutex
+	done bool
+	plan smime.Plan
 }
 
 type certEntry struct {
@@ -45,7 +53,8 @@ type parsedEntry struct {
 
 // newRoundCache counts, for each package of work, how many of its recipients the round has.
 func newRoundCache(store Store, work []mailbox.DeliveryWork, shared *packageCache) *roundCache {
-	c := &roundCache{store: store, shared: shared, m: make(map[string]*parsedEntry), certs: make(map[string]*certEntry)}
+	c := &roundCache{store: store, shared: shared, m: make(map[string]*parsedEntry), certs: make(map[string]*certEntry),
+		plans: make(map[string]*planEntry)}
 	for _, w := range work {
 		e := c.m[w.MessageID]
 		if e == nil {
@@ -113,6 +122,31 @@ func (c *roundCache) usable(e *directory.Practitioner, find func() *x509.Certifi
 	c.mu.Unlock()
 	ce.once.Do(func() { ce.cert = find() })
 	return ce.cert
+}
+
+// plan returns the encryption plan for a recipient's certificate, worked out by work the first time
+// the round asks for the same address, agency and certificate (the plan reads what the store knows
+// of the recipient's mail client, which a round does not see change). A failed work is not kept.
+func (c *roundCache) plan(mail, agency string, cert *x509.Certificate, work func() (smime.Plan, error)) (smime.Plan, error) {
+	fp := sha256.Sum256(cert.Raw)
+	key := string(fp[:]) + "\x00" + strings.ToLower(mail) + "\x00" + agency
+	c.mu.Lock()
+	pe := c.plans[key]
+	if pe == nil {
+		pe = &planEntry{}
+		c.plans[key] = pe
+	}
+	c.mu.Unlock()
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	if !pe.done {
+		pl, err := work()
+		if err != nil {
+			return smime.Plan{}, err
+		}
+		pe.plan, pe.done = pl, true
+	}
+	return pe.plan, nil
 }
 
 // errStoredPackage is a stored package that no longer parses.

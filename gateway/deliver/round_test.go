@@ -2,11 +2,15 @@ package deliver
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"cafgate/certs/validate"
+	"cafgate/envelope/cms"
+	"cafgate/envelope/smime"
 	"cafgate/mailbox"
 )
 
@@ -137,5 +141,36 @@ func TestByteBudget(t *testing.T) {
 	<-got
 	if b.free != 99 {
 		t.Errorf("free %d after release, want 99", b.free)
+	}
+}
+
+// TestPlanOncePerRound: a round works out the encryption plan once for the same address, agency and
+// certificate (whatever the spelling of the address), again for another certificate, and does not
+// keep a plan that failed.
+func TestPlanOncePerRound(t *testing.T) {
+	rc := newRoundCache(nil, nil, nil)
+	a, b := &x509.Certificate{Raw: []byte("certificate a")}, &x509.Certificate{Raw: []byte("certificate b")}
+	var made int
+	work := func(c cms.Cipher) func() (smime.Plan, error) {
+		return func() (smime.Plan, error) { made++; return smime.Plan{Cipher: c}, nil }
+	}
+	for _, mail := range []string{"bob@council.example", "Bob@Council.example"} {
+		pl, err := rc.plan(mail, "council", a, work(cms.AES256GCM))
+		if err != nil || pl.Cipher != cms.AES256GCM {
+			t.Fatalf("plan = %+v, %v", pl, err)
+		}
+	}
+	if pl, _ := rc.plan("bob@council.example", "council", b, work(cms.AES256CBC)); pl.Cipher != cms.AES256CBC {
+		t.Fatalf("another certificate's plan = %+v", pl)
+	}
+	if made != 2 {
+		t.Fatalf("made %d plans, want 2 (one per certificate)", made)
+	}
+	down := errors.New("store down")
+	if _, err := rc.plan("carol@council.example", "council", a, func() (smime.Plan, error) { return smime.Plan{}, down }); !errors.Is(err, down) {
+		t.Fatalf("failed plan: %v", err)
+	}
+	if _, err := rc.plan("carol@council.example", "council", a, work(cms.AES256GCM)); err != nil || made != 3 {
+		t.Fatalf("after a failure the plan is made again: %v, made %d", err, made)
 	}
 }

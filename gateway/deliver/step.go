@@ -77,7 +77,9 @@ func (p *Pipeline) step(ctx context.Context, w mailbox.DeliveryWork, rc *roundCa
 		step.LinkHosted = p.opt.Hosted(w.Recipient)
 		return step, nil
 	}
-	plan, err := p.opt.Sealing.Plan(ctx, w.Recipient, entry.Agency, cert)
+	plan, err := rc.plan(w.Recipient, entry.Agency, cert, func() (smime.Plan, error) {
+		return p.opt.Sealing.Plan(ctx, w.Recipient, entry.Agency, cert)
+	})
 	if err != nil {
 		return step, fmt.Errorf("choosing the encryption: %w", err)
 	}
