@@ -48,8 +48,9 @@ import (
 //   - at least one "lease-expired" event: some kill did cut an attempt off (else the test proved little);
 //   - nothing in cafgate serve's stderr at level ERROR, and no panic.
 //
-// It sends 40 packages by default, with 10 kills (measured 16 to 19 s on the shared 2-core machine,
-// about 10 duplicates and 30 lapsed attempts a run); CAFGATE_CRASH_RELAY_PACKAGES raises the count
+// It sends 40 packages by default, with 10 kills, each waiting up to 600 ms for the proxy to be
+// holding back an acceptance (19 to 22 s on the shared 2-core machine; 2 to 6 kills inside an attempt,
+// 11 to 32 duplicates and 13 to 32 lapsed attempts a run, five runs with the relay's BDAT groups); CAFGATE_CRASH_RELAY_PACKAGES raises the count
 // (150 took 27 s with 14 kills). -short skips it.
 func TestCrashRelay(t *testing.T) {
 	if testing.Short() {
@@ -69,8 +70,22 @@ func TestCrashRelay(t *testing.T) {
 	// The relay reaches Postfix through a proxy that holds Postfix's answers back a little, and the 250
 	// after a message's data longest: kills then often fall inside an attempt, and some between
 	// Postfix's acceptance and the relay recording it (the window of the documented duplicate).
-	srv := newRelayServer(t, g, slowProxy(t, "127.0.0.1:"+pf.port, seed))
+	proxy, holding := slowProxy(t, "127.0.0.1:"+pf.port, seed)
+	srv := newRelayServer(t, g, proxy)
 	srv.start()
+	// A kill waits (up to 600 ms) for the proxy to be holding back Postfix's acceptance of a copy, so
+	// that kills fall inside relay attempts: the relay is fast enough (its copies go in pipelined
+	// groups, one round trip each) that kills at random times could all miss them.
+	var inAttempt atomic.Int32 // kills made while an acceptance was held back
+	killInAttempt := func() {
+		for deadline := time.Now().Add(600 * time.Millisecond); holding.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if holding.Load() > 0 {
+			inAttempt.Add(1)
+		}
+		srv.kill()
+	}
 
 	accounts := map[string]account{}
 	for _, a := range info.Accounts {
@@ -106,15 +121,16 @@ func TestCrashRelay(t *testing.T) {
 	start := time.Now()
 	kills := led.killWhileSubmitting(t, &wg, cancel, target, 5*time.Minute,
 		func() time.Duration { return time.Duration(300+rng.IntN(900)) * time.Millisecond },
-		func() { srv.kill(); srv.start() })
+		func() { killInAttempt(); srv.start() })
 	// ... and while the relay drains the backlog (at least 10 kills in all).
 	for drain := 0; drain < 4 || kills < 10; drain++ {
 		time.Sleep(time.Duration(150+rng.IntN(500)) * time.Millisecond)
-		srv.kill()
+		killInAttempt()
 		kills++
 		srv.start()
 	}
-	t.Logf("%d kills in %v; %s", kills, time.Since(start).Round(time.Millisecond), led.summary())
+	t.Logf("%d kills in %v (%d while Postfix's acceptance of a copy was on its way); %s", kills,
+		time.Since(start).Round(time.Millisecond), inAttempt.Load(), led.summary())
 
 	// What must arrive: a copy of every stored package, each one a package the clients sent.
 	stored := g.messages()
@@ -268,9 +284,10 @@ func TestCrashRelay(t *testing.T) {
 }
 
 // slowProxy forwards connections on a loopback port to addr, holding each chunk of the server's
-// answers back by up to 40 ms, and an answer that accepts a message's data ("250 2.0.0 Ok: queued",
-// Postfix's words) by 150 to 600 ms. It returns its address; it closes at cleanup.
-func slowProxy(t *testing.T, addr string, seed uint64) string {
+// answers back by up to 40 ms, and an answer that accepts a message's data ("250 2.0.0 Ok: queued
+// as", or "250 2.0.0 Ok: N bytes queued as" after BDAT: Postfix's words) by 150 to 600 ms. It returns its address, and how many such answers it is holding
+// back at the moment; it closes at cleanup.
+func slowProxy(t *testing.T, addr string, seed uint64) (string, *atomic.Int32) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -278,6 +295,7 @@ func slowProxy(t *testing.T, addr string, seed uint64) string {
 	}
 	t.Cleanup(func() { l.Close() })
 	var n atomic.Uint64
+	holding := new(atomic.Int32) // answers that accept a message, being held back now
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -301,10 +319,17 @@ func slowProxy(t *testing.T, addr string, seed uint64) string {
 					k, err := up.Read(buf)
 					if k > 0 {
 						hold := time.Duration(rng.IntN(40)) * time.Millisecond
-						if bytes.Contains(buf[:k], []byte("250 2.0.0 Ok: queued")) {
+						// Postfix's words: "250 2.0.0 Ok: queued as ..." after DATA, "250 2.0.0 Ok:
+						// 7498 bytes queued as ..." after BDAT LAST.
+						accepts := bytes.Contains(buf[:k], []byte(" queued as "))
+						if accepts {
 							hold = time.Duration(150+rng.IntN(450)) * time.Millisecond
+							holding.Add(1)
 						}
 						time.Sleep(hold)
+						if accepts {
+							holding.Add(-1)
+						}
 						if _, err := c.Write(buf[:k]); err != nil {
 							return
 						}
@@ -316,7 +341,7 @@ func slowProxy(t *testing.T, addr string, seed uint64) string {
 			}()
 		}
 	}()
-	return l.Addr().String()
+	return l.Addr().String(), holding
 }
 
 // ritaMaildir maps each Message-ID in Rita's maildir to the files that carry it.
