@@ -88,7 +88,7 @@ type Options struct {
 
 	noPipelining bool      // tests: send MAIL, RCPT and DATA one at a time even to a server offering PIPELINING
 	noChunking   bool      // tests: send DATA even to a server offering CHUNKING
-	noGrouping   bool      // tests: one transaction per write even when they could share a pipelined group
+	noGrouping   bool      // tests: groups of one transaction: one write each
 	onGroup      func(int) // tests: told the size of each pipelined group sent
 }
 
@@ -191,4 +191,12 @@ func setDur(p *time.Duration, def time.Duration) {
 	if *p <= 0 {
 		*p = def
 	}
+}
+
+// groupMax is the most transactions in one pipelined group (one with noGrouping).
+func (o Options) groupMax() int {
+	if o.noGrouping {
+		return 1
+	}
+	return groupMax
 }

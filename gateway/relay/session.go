@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -200,10 +199,12 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 	}
 	var answer, step string
 	var err error
-	bdat := s.chunking && canonical(c.Content)
 	switch {
+	case s.groupable(c):
+		answers, fails := s.sendGroup([]*mailbox.Claimed{c}, []*smtp.MailOptions{opts})
+		return answers[0], fails[0]
 	case s.pipelining:
-		answer, step, err = s.pipelined(c.From, c.Recipient, opts, c.Content, bdat)
+		answer, step, err = s.pipelined(c.From, c.Recipient, opts, c.Content)
 	default:
 		if err := s.c.Mail(c.From, opts); err != nil {
 			return "", s.fail("MAIL FROM", err)
@@ -211,7 +212,7 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 		if err := s.c.Rcpt(c.Recipient, nil); err != nil {
 			return "", s.fail("RCPT TO", err)
 		}
-		if bdat {
+		if s.chunking && canonical(c.Content) {
 			answer, step, err = s.chunk(c.Content)
 		} else {
 			answer, step, err = s.data(c.Content)
@@ -220,12 +221,20 @@ func (s *session) send(c *mailbox.Claimed) (string, *failure) {
 	if err != nil {
 		return "", s.fail(step, err)
 	}
-	return "250 " + strings.Join(strings.Fields(answer), " "), nil
+	return answerLine(answer), nil
 }
 
-// mailOptions checks that the server can take c (its size, internationalised addresses) and returns
-// the MAIL FROM parameters for it.
+// answerLine is the server's final answer as the queue records it: one line.
+func answerLine(answer string) string {
+	return "250 " + strings.Join(strings.Fields(answer), " ")
+}
+
+// mailOptions checks that the server can take c (its addresses, its size, internationalised
+// addresses) and returns the MAIL FROM parameters for it.
 func (s *session) mailOptions(c *mailbox.Claimed) (*smtp.MailOptions, *failure) {
+	if strings.ContainsAny(c.From+c.Recipient, "\r\n") { // the queue refuses such addresses; never sent
+		return nil, permf(mailbox.CauseRejected, "", "5.1.3", "an address of the entry holds a line break")
+	}
 	if s.maxSize > 0 && len(c.Content) > s.maxSize {
 		return nil, permf(mailbox.CauseRejected, s.host, "5.3.4",
 			fmt.Sprintf("the message (%d bytes) is larger than %s accepts (%d bytes)", len(c.Content), s.host, s.maxSize))
@@ -247,8 +256,8 @@ func (s *session) mailOptions(c *mailbox.Claimed) (*smtp.MailOptions, *failure) 
 // ends in CRLF), the content goes as one chunk, "BDAT <size> LAST", instead of DATA: sent as it is, no
 // dot-stuffing on either side, and the server reads a counted block instead of looking at every byte
 // for the end-of-data line (a receiver's dot reader is the largest cost of taking a 1.4 MB sealed
-// copy). Pipelined, MAIL, RCPT and BDAT go in one write: one round trip per copy. go-smtp's client
-// has no BDAT. This is safe between go-smtp's own calls (EHLO, RSET, QUIT): the server sends
+// copy). Pipelined, MAIL, RCPT and BDAT go in one write (sendGroup, with one or more transactions):
+// one round trip. go-smtp's client has no BDAT. This is safe between go-smtp's own calls (EHLO, RSET, QUIT): the server sends
 // nothing between its answers and the next command, so go-smtp's reader holds nothing unread, and
 // these readers read only up to the end of the final answer, which ends the server's turn.
 
@@ -269,33 +278,13 @@ func (s *session) data(content []byte) (answer, step string, err error) {
 // pipelined sends MAIL FROM, RCPT TO and DATA in one write, reads their three answers, and then the
 // content (body). A refused MAIL or RCPT is the failure reported; should the server still take DATA,
 // an empty message is ended with the dot and its answer ignored, as RFC 2920 section 3.1 requires.
-//
-// With bdat, the last command is "BDAT <size> LAST" followed by the content itself, all in the one
-// write; the server reads the chunk even after refusing MAIL or RCPT (RFC 3030 section 4.2), and its
-// answer to BDAT is the answer to the content.
-func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content []byte, bdat bool) (answer, step string, err error) {
-	if strings.ContainsAny(from+rcpt, "\r\n") {
-		return "", "MAIL FROM", errors.New("an address holds a line break")
-	}
+func (s *session) pipelined(from, rcpt string, opts *smtp.MailOptions, content []byte) (answer, step string, err error) {
 	tp := s.dataConn()
 	defer s.conn.SetDeadline(time.Time{})
 	s.conn.SetDeadline(time.Now().Add(s.cmdTimeout))
-	if bdat {
-		s.conn.SetDeadline(time.Now().Add(s.dataTimeout))
-		fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nBDAT %d LAST\r\n", s.mailCommand(from, opts), rcpt, len(content))
-		tp.W.Write(content)
-	} else {
-		fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
-	}
+	fmt.Fprintf(tp.W, "%s\r\nRCPT TO:<%s>\r\nDATA\r\n", s.mailCommand(from, opts), rcpt)
 	if err := tp.W.Flush(); err != nil {
 		return "", "MAIL FROM", err
-	}
-	if bdat {
-		answer, step, err := s.pipelinedAnswers(tp)
-		if tp.R.Buffered() > 0 {
-			s.broken = true // the server said more than its answers: the session is no longer in step
-		}
-		return answer, step, err
 	}
 	_, dataOK, refusedAt, refusal, err := readAnswers(tp, dataSteps)
 	if err != nil {
@@ -370,7 +359,7 @@ func (s *session) pipelinedAnswers(tp *textproto.Conn) (answer, step string, err
 // groupable reports whether c can go in a pipelined group of transactions (sendGroup): the server
 // offers PIPELINING and CHUNKING, and c's content goes as it is.
 func (s *session) groupable(c *mailbox.Claimed) bool {
-	return s.pipelining && s.chunking && canonical(c.Content) && !strings.ContainsAny(c.From+c.Recipient, "\r\n")
+	return s.pipelining && s.chunking && canonical(c.Content)
 }
 
 // The most one group of transactions holds (at least one entry, however large).
@@ -379,8 +368,8 @@ const (
 	groupMaxBytes = 1 << 20
 )
 
-// sendGroup sends several entries in one pipelined group of transactions, each groupable with its
-// MAIL FROM parameters in opts: one write for all of them, then their answers in order. RFC 2920
+// sendGroup sends entries in one pipelined group of transactions, each groupable with its MAIL FROM
+// parameters from mailOptions in opts: one write for all of them, then their answers in order. RFC 2920
 // lets a client pipeline whole transactions (only EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP must
 // end a group; BDAT is not among them, RFC 3030 section 4.2); an RSET before each transaction after
 // the first closes one that a refusal left open. Each entry gets its own answer or failure; when the
@@ -427,7 +416,7 @@ func (s *session) sendGroup(cs []*mailbox.Claimed, opts []*smtp.MailOptions) (an
 			fails[i] = smtpFailure(s.host, step, err)
 			continue
 		}
-		answers[i] = "250 " + strings.Join(strings.Fields(answer), " ")
+		answers[i] = answerLine(answer)
 	}
 	if tp.R.Buffered() > 0 {
 		s.broken = true // the server said more than its answers: the session is no longer in step

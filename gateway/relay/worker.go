@@ -117,7 +117,7 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 			}
 			g.set(s.raw)
 		}
-		if !s.groupable(c) || r.opt.noGrouping {
+		if !s.groupable(c) {
 			flush()
 			if s.broken { // the group broke the connection: this entry waits for the next batch
 				r.unclaim(rec.ctx, batch[i:])
@@ -132,7 +132,7 @@ func (r *Relay) sendBatch(ctx context.Context, domain string, rt *Route, batch [
 			rec.add(r.result(c, s, "", f))
 			continue
 		}
-		if len(group) > 0 && (len(group) == groupMax || groupBytes+len(c.Content) > groupMaxBytes) {
+		if len(group) > 0 && (len(group) == r.opt.groupMax() || groupBytes+len(c.Content) > groupMaxBytes) {
 			flush()
 			if s.broken {
 				r.unclaim(rec.ctx, batch[i:])
